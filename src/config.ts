@@ -1,0 +1,107 @@
+/**
+ * Every number a user may want to change lives here, as a named setting with a default.
+ * Values come from the environment (EVAPORATE_*), so the service needs no config file to start.
+ */
+import path from 'node:path';
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new Error(`Setting ${name} must be a number, got "${raw}".`);
+  return value;
+}
+
+function envString(name: string, fallback: string): string {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? fallback : raw;
+}
+
+export interface Settings {
+  /** SQLite database file; ':memory:' is allowed for tests. */
+  databasePath: string;
+  host: string;
+  port: number;
+  /** Bearer token required on every route but /health when set; mandatory when binding off loopback. */
+  apiKey: string | undefined;
+  ingest: {
+    maxFileBytes: number;
+    maxRequestBytes: number;
+    maxFilesPerRequest: number;
+    archiveMaxTotalBytes: number;
+    archiveMaxEntries: number;
+    archiveMaxDepth: number;
+    archiveMaxCompressionRatio: number;
+    chunkTokens: number;
+  };
+  pipeline: {
+    sampleSize: number;
+    candidatesPerAttribute: number;
+    topK: number;
+    maxAttributes: number;
+    seed: number;
+  };
+  sandbox: {
+    callTimeoutMs: number;
+    memoryLimitMb: number;
+    maxOutputChars: number;
+    maxFailuresPerFunction: number;
+    workers: number;
+  };
+  llm: {
+    timeoutMs: number;
+    maxRetries: number;
+    concurrency: number;
+    requestsPerMinute: number;
+    tokensPerMinute: number;
+  };
+  query: {
+    timeoutMs: number;
+    maxRows: number;
+  };
+}
+
+export function loadSettings(overrides: Partial<Settings> = {}): Settings {
+  const base: Settings = {
+    databasePath: envString('EVAPORATE_DB', path.resolve('data', 'evaporate.db')),
+    host: envString('EVAPORATE_HOST', '127.0.0.1'),
+    port: envNumber('EVAPORATE_PORT', 8787),
+    apiKey: process.env.EVAPORATE_API_KEY || undefined,
+    ingest: {
+      maxFileBytes: envNumber('EVAPORATE_MAX_FILE_BYTES', 50 * 1024 * 1024),
+      maxRequestBytes: envNumber('EVAPORATE_MAX_REQUEST_BYTES', 1024 * 1024 * 1024),
+      maxFilesPerRequest: envNumber('EVAPORATE_MAX_FILES_PER_REQUEST', 10_000),
+      archiveMaxTotalBytes: envNumber('EVAPORATE_ARCHIVE_MAX_TOTAL_BYTES', 1024 * 1024 * 1024),
+      archiveMaxEntries: envNumber('EVAPORATE_ARCHIVE_MAX_ENTRIES', 100_000),
+      archiveMaxDepth: envNumber('EVAPORATE_ARCHIVE_MAX_DEPTH', 3),
+      archiveMaxCompressionRatio: envNumber('EVAPORATE_ARCHIVE_MAX_RATIO', 200),
+      chunkTokens: envNumber('EVAPORATE_CHUNK_TOKENS', 3000),
+    },
+    pipeline: {
+      sampleSize: envNumber('EVAPORATE_SAMPLE_SIZE', 10),
+      candidatesPerAttribute: envNumber('EVAPORATE_CANDIDATES', 20),
+      topK: envNumber('EVAPORATE_TOP_K', 10),
+      maxAttributes: envNumber('EVAPORATE_MAX_ATTRIBUTES', 15),
+      seed: envNumber('EVAPORATE_SEED', 0),
+    },
+    sandbox: {
+      callTimeoutMs: envNumber('EVAPORATE_SANDBOX_TIMEOUT_MS', 1000),
+      memoryLimitMb: envNumber('EVAPORATE_SANDBOX_MEMORY_MB', 128),
+      maxOutputChars: envNumber('EVAPORATE_SANDBOX_MAX_OUTPUT', 2000),
+      maxFailuresPerFunction: envNumber('EVAPORATE_SANDBOX_MAX_FAILURES', 20),
+      workers: envNumber('EVAPORATE_SANDBOX_WORKERS', 0), // 0 = one per core
+    },
+    llm: {
+      timeoutMs: envNumber('EVAPORATE_LLM_TIMEOUT_MS', 120_000),
+      maxRetries: envNumber('EVAPORATE_LLM_MAX_RETRIES', 6),
+      concurrency: envNumber('EVAPORATE_LLM_CONCURRENCY', 8),
+      requestsPerMinute: envNumber('EVAPORATE_LLM_RPM', 500),
+      tokensPerMinute: envNumber('EVAPORATE_LLM_TPM', 2_000_000),
+    },
+    query: {
+      timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
+      maxRows: envNumber('EVAPORATE_QUERY_MAX_ROWS', 10_000),
+    },
+  };
+  return { ...base, ...overrides };
+}

@@ -1,0 +1,51 @@
+/**
+ * The only way the pipeline talks to language models. Providers (OpenAI-compatible, local BASED)
+ * implement LlmProvider; cache, ledger, budget, retry and rate limits wrap it with the same interface.
+ */
+export type ModelRole = 'synthesis' | 'extraction' | 'schema';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface CompletionRequest {
+  messages: ChatMessage[];
+  /** Which configured model serves this call; the provider maps a role to a model name. */
+  role?: ModelRole;
+  /** Overrides the role's model. */
+  model?: string;
+  temperature?: number;
+  maxTokens?: number;
+  stop?: string[];
+  /** Number of candidate completions. */
+  n?: number;
+  /** Ask for a JSON object response where the endpoint supports it. */
+  jsonMode?: boolean;
+}
+
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface CompletionResult {
+  /** One text per candidate (length n). */
+  texts: string[];
+  usage: TokenUsage;
+  model: string;
+  latencyMs: number;
+  /** True when served from the content-addressed cache at no cost. */
+  cached: boolean;
+}
+
+export interface CallContext {
+  /** Calls are counted and budgeted per job. */
+  jobId?: number;
+  signal?: AbortSignal;
+}
+
+export interface LlmProvider {
+  readonly name: string;
+  complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult>;
+}

@@ -1,0 +1,134 @@
+/**
+ * Versioned schema migrations, applied in order at start inside one transaction each.
+ * Never edit a released migration: add a new one with the next version number.
+ * Reserved numbers so modules built in parallel do not collide:
+ *   1 core data model, 2 llm layer, 3 pipeline, 4 jobs, 5 labels/induction.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'core data model',
+    sql: `
+      CREATE TABLE corpora (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+      );
+
+      -- One row per uploaded file. A file that failed to parse is kept as status 'failed' with its
+      -- reason, so a batch reports every bad file without sinking the good ones.
+      CREATE TABLE documents (
+        id            INTEGER PRIMARY KEY,
+        corpus_id     INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        filename      TEXT NOT NULL,
+        content_hash  TEXT NOT NULL,
+        kind          TEXT NOT NULL,            -- html | pdf | text | unknown
+        byte_size     INTEGER NOT NULL,
+        raw           BLOB,                     -- original bytes (NULL for failed files)
+        text          TEXT,                     -- readable rendering used by extraction
+        structure     TEXT,                     -- JSON: e.g. PDF page boundaries, HTML title
+        status        TEXT NOT NULL CHECK (status IN ('ready','failed')),
+        error_code    TEXT,
+        error_message TEXT,
+        created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        UNIQUE (corpus_id, content_hash)
+      );
+      CREATE INDEX documents_corpus_status ON documents(corpus_id, status, id);
+
+      -- Token-bounded chunks addressed by character offsets into documents.text.
+      CREATE TABLE chunks (
+        id          INTEGER PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL,
+        start_char  INTEGER NOT NULL,
+        end_char    INTEGER NOT NULL,
+        token_count INTEGER NOT NULL,
+        UNIQUE (document_id, idx)
+      );
+
+      CREATE TABLE attributes (
+        id          INTEGER PRIMARY KEY,
+        corpus_id   INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        type        TEXT NOT NULL DEFAULT 'text',   -- text | integer | real | date
+        description TEXT NOT NULL DEFAULT '',
+        origin      TEXT NOT NULL CHECK (origin IN ('discovered','user')),
+        rank        INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        UNIQUE (corpus_id, name)
+      );
+
+      CREATE TABLE functions (
+        id               INTEGER PRIMARY KEY,
+        attribute_id     INTEGER NOT NULL REFERENCES attributes(id) ON DELETE CASCADE,
+        source           TEXT NOT NULL,
+        source_hash      TEXT NOT NULL,
+        origin           TEXT NOT NULL DEFAULT 'llm',  -- llm | induction
+        prompt           TEXT,                          -- prompt variant / version that produced it
+        model            TEXT,
+        sample_score     REAL,
+        learned_accuracy REAL,
+        selected         INTEGER NOT NULL DEFAULT 0,
+        created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        UNIQUE (attribute_id, source_hash)
+      );
+
+      -- One cell of a result table, with where it came from.
+      CREATE TABLE extractions (
+        id           INTEGER PRIMARY KEY,
+        document_id  INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        attribute_id INTEGER NOT NULL REFERENCES attributes(id) ON DELETE CASCADE,
+        value        TEXT,
+        normalized   TEXT,
+        origin       TEXT NOT NULL,             -- functions | direct | label
+        confidence   REAL,
+        span_start   INTEGER,
+        span_end     INTEGER,
+        evidence     TEXT,                      -- JSON: function ids that agreed, etc.
+        job_id       INTEGER,
+        UNIQUE (document_id, attribute_id)
+      );
+
+      CREATE TABLE jobs (
+        id             INTEGER PRIMARY KEY,
+        kind           TEXT NOT NULL,
+        corpus_id      INTEGER REFERENCES corpora(id) ON DELETE CASCADE,
+        params         TEXT NOT NULL DEFAULT '{}',
+        state          TEXT NOT NULL DEFAULT 'queued', -- queued | running | succeeded | failed | cancelled
+        step           TEXT,
+        done           INTEGER NOT NULL DEFAULT 0,
+        total          INTEGER NOT NULL DEFAULT 0,
+        checkpoint     TEXT,
+        error_code     TEXT,
+        error_message  TEXT,
+        heartbeat_at   TEXT,
+        created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        started_at     TEXT,
+        finished_at    TEXT
+      );
+
+      -- The LLM cache and ledger: one row per request hash; every call (hit or miss) is also counted
+      -- in llm_usage by the LLM layer's own migration.
+      CREATE TABLE llm_calls (
+        id                INTEGER PRIMARY KEY,
+        request_hash      TEXT NOT NULL UNIQUE,
+        provider          TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_usd          REAL NOT NULL DEFAULT 0,
+        latency_ms        INTEGER NOT NULL DEFAULT 0,
+        response          TEXT NOT NULL,
+        job_id            INTEGER,
+        created_at        TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+      );
+    `,
+  },
+];
