@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/**
+ * The `evaporate` command. Each area adds its subcommands in src/cli/commands/ and registers them here;
+ * commands call the same functions the server uses.
+ */
+import { Command } from 'commander';
+
+const program = new Command();
+program.name('evaporate').description('Turn semi-structured documents into queryable SQL tables with LLMs.');
+
+// Subcommand registration (serve, ingest, corpora, documents, extract, query, eval, jobs, label) goes here.
+
+await program.parseAsync(process.argv);
