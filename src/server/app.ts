@@ -23,9 +23,10 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.decorate('ctx', ctx);
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof EvaporateError) return reply.status(error.status).send(error.toJSON());
-    const status = (error as { statusCode?: number }).statusCode ?? 500;
-    const code = (error as { code?: string }).code ?? (status >= 500 ? 'internal_error' : 'bad_request');
-    return reply.status(status).send({ error: { code, message: error.message } });
+    const e = error as { statusCode?: number; code?: string; message?: string };
+    const status = e.statusCode ?? 500;
+    const code = e.code ?? (status >= 500 ? 'internal_error' : 'bad_request');
+    return reply.status(status).send({ error: { code, message: e.message ?? 'Unexpected error.' } });
   });
   app.get('/health', async () => ({ status: 'ok' }));
   // Route plugins are registered here (ingest/corpora, extractions, query, jobs, labels).
