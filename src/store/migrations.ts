@@ -131,4 +131,71 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'durable jobs: leases, checkpoints, schedules, attribute health',
+    sql: `
+      -- Lease: a runner owns a running job until lease_expires_at (ms since epoch); the heartbeat renews it.
+      -- A lapsed lease means the owner died, and any runner may claim the job again.
+      ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+      ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
+      ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN step_started_at INTEGER;
+      ALTER TABLE jobs ADD COLUMN step_done_at_start INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN dedupe_key TEXT;
+      ALTER TABLE jobs ADD COLUMN result TEXT;
+      -- One scheduled run per corpus and tick even when several runner processes share the database.
+      CREATE UNIQUE INDEX jobs_dedupe_key ON jobs(dedupe_key) WHERE dedupe_key IS NOT NULL;
+      CREATE INDEX jobs_claim ON jobs(state, lease_expires_at, id);
+
+      -- Durable memo of completed units of work: a resumed job skips every key found here.
+      CREATE TABLE job_checkpoints (
+        id         INTEGER PRIMARY KEY,
+        job_id     INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        key        TEXT NOT NULL,
+        result     TEXT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        UNIQUE (job_id, key)
+      );
+
+      -- Nightly incremental runs: watermark = highest document id already processed for the corpus.
+      CREATE TABLE job_schedules (
+        corpus_id   INTEGER PRIMARY KEY REFERENCES corpora(id) ON DELETE CASCADE,
+        cron        TEXT NOT NULL,
+        timezone    TEXT,
+        kind        TEXT NOT NULL DEFAULT 'nightly',
+        params      TEXT NOT NULL DEFAULT '{}',
+        enabled     INTEGER NOT NULL DEFAULT 1,
+        watermark   INTEGER NOT NULL DEFAULT 0,
+        last_job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+        last_run_at TEXT,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+      );
+
+      -- Health of each attribute per run: the share of documents where the kept functions all abstain
+      -- or disagree. The first full run is the baseline a nightly run compares against.
+      CREATE TABLE attribute_health (
+        id              INTEGER PRIMARY KEY,
+        job_id          INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+        corpus_id       INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        attribute_id    INTEGER NOT NULL REFERENCES attributes(id) ON DELETE CASCADE,
+        run_kind        TEXT NOT NULL CHECK (run_kind IN ('full','nightly','baseline')),
+        documents       INTEGER NOT NULL,
+        abstain_share   REAL NOT NULL,
+        disagree_share  REAL NOT NULL,
+        unhealthy_share REAL NOT NULL,
+        baseline_share  REAL,
+        drifted         INTEGER NOT NULL DEFAULT 0,
+        resynthesized   INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        UNIQUE (job_id, attribute_id, run_kind)
+      );
+      CREATE INDEX attribute_health_attr ON attribute_health(attribute_id, id);
+    `,
+  },
 ];
