@@ -59,6 +59,25 @@ export interface Settings {
     timeoutMs: number;
     maxRows: number;
   };
+  jobs: {
+    /** How long a runner owns a claimed job without a heartbeat before another runner may take it over. */
+    leaseMs: number;
+    heartbeatMs: number;
+    /** How often an idle runner looks for queued work, and how often SSE re-reads a job row. */
+    pollMs: number;
+    /** Claims of one job (crash restarts included) before it is failed as poison. */
+    maxAttempts: number;
+    /** Minimum interval between progress writes to the job row (events in-process are not throttled). */
+    progressWriteMs: number;
+    /** Nightly runs: documents per corpus batch (one checkpoint each). */
+    batchSize: number;
+    /** Rise in the unhealthy share (abstain or disagree) over the baseline that triggers re-synthesis. */
+    driftThreshold: number;
+    /** Below this many new documents, health is recorded but never triggers re-synthesis. */
+    driftMinDocuments: number;
+    /** Share of non-abstaining votes the leading value needs for a document to count as agreed. */
+    agreementShare: number;
+  };
 }
 
 export function loadSettings(overrides: Partial<Settings> = {}): Settings {
@@ -101,6 +120,17 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
       maxRows: envNumber('EVAPORATE_QUERY_MAX_ROWS', 10_000),
+    },
+    jobs: {
+      leaseMs: envNumber('EVAPORATE_JOB_LEASE_MS', 30_000),
+      heartbeatMs: envNumber('EVAPORATE_JOB_HEARTBEAT_MS', 5_000),
+      pollMs: envNumber('EVAPORATE_JOB_POLL_MS', 1_000),
+      maxAttempts: envNumber('EVAPORATE_JOB_MAX_ATTEMPTS', 5),
+      progressWriteMs: envNumber('EVAPORATE_JOB_PROGRESS_WRITE_MS', 250),
+      batchSize: envNumber('EVAPORATE_JOB_BATCH_SIZE', 50),
+      driftThreshold: envNumber('EVAPORATE_DRIFT_THRESHOLD', 0.15),
+      driftMinDocuments: envNumber('EVAPORATE_DRIFT_MIN_DOCUMENTS', 10),
+      agreementShare: envNumber('EVAPORATE_AGREEMENT_SHARE', 0.5),
     },
   };
   return { ...base, ...overrides };
