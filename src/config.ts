@@ -54,6 +54,19 @@ export interface Settings {
     concurrency: number;
     requestsPerMinute: number;
     tokensPerMinute: number;
+    /** Exponential backoff: first retry waits up to retryBaseMs (full jitter), doubling up to retryMaxMs. */
+    retryBaseMs: number;
+    /** Longest single wait between retries; a Retry-After beyond it fails the call instead of stalling. */
+    retryMaxMs: number;
+    /** max_tokens sent when a caller sets none, so every call has a known worst-case cost for budgeting. */
+    defaultMaxTokens: number;
+    /** Content-addressed response cache in SQLite (llm_calls). */
+    cache: boolean;
+    /** Default per-job budgets; 0 = no limit. A job's own budget (llm_budgets) wins. */
+    budgetTokens: number;
+    budgetUsd: number;
+    /** Price table override: inline JSON or a path to a JSON file, {"model": {"input": usdPer1M, "output": usdPer1M}}. */
+    prices: string;
   };
   query: {
     timeoutMs: number;
@@ -116,6 +129,13 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       concurrency: envNumber('EVAPORATE_LLM_CONCURRENCY', 8),
       requestsPerMinute: envNumber('EVAPORATE_LLM_RPM', 500),
       tokensPerMinute: envNumber('EVAPORATE_LLM_TPM', 2_000_000),
+      retryBaseMs: envNumber('EVAPORATE_LLM_RETRY_BASE_MS', 500),
+      retryMaxMs: envNumber('EVAPORATE_LLM_RETRY_MAX_MS', 60_000),
+      defaultMaxTokens: envNumber('EVAPORATE_LLM_MAX_TOKENS', 2048),
+      cache: envString('EVAPORATE_LLM_CACHE', '1') !== '0',
+      budgetTokens: envNumber('EVAPORATE_LLM_BUDGET_TOKENS', 0),
+      budgetUsd: envNumber('EVAPORATE_LLM_BUDGET_USD', 0),
+      prices: envString('EVAPORATE_LLM_PRICES', ''),
     },
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
