@@ -198,4 +198,38 @@ export const migrations: Migration[] = [
       CREATE INDEX attribute_health_attr ON attribute_health(attribute_id, id);
     `,
   },
+  {
+    version: 2,
+    name: 'llm ledger and job budgets',
+    sql: `
+      -- The ledger: one row per logical LLM call (retries folded in), cache hits included at zero
+      -- tokens and zero cost, failures included with their error code. Per-job totals sum this table.
+      CREATE TABLE llm_usage (
+        id                INTEGER PRIMARY KEY,
+        job_id            INTEGER,
+        request_hash      TEXT,
+        provider          TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        role              TEXT,
+        cached            INTEGER NOT NULL DEFAULT 0,
+        candidates        INTEGER NOT NULL DEFAULT 1,
+        prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd          REAL NOT NULL DEFAULT 0,
+        latency_ms        INTEGER NOT NULL DEFAULT 0,
+        status            TEXT NOT NULL CHECK (status IN ('ok','error')),
+        error_code        TEXT,
+        created_at        TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+      );
+      CREATE INDEX llm_usage_job ON llm_usage(job_id, id);
+
+      -- A job's spending limit; NULL means no limit on that axis. Checked before each call is sent.
+      CREATE TABLE llm_budgets (
+        job_id     INTEGER PRIMARY KEY,
+        max_tokens INTEGER,
+        max_usd    REAL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+      );
+    `,
+  },
 ];
