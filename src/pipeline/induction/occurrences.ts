@@ -1,0 +1,47 @@
+/**
+ * Where a labelled value appears in a document's text. Labels are typed by people or copied from an LLM, so
+ * whitespace and case may differ from the page; a match tolerates both, preferring an exact-case one.
+ */
+import { escapeRegExp } from './emit.js';
+
+export interface LineOccurrence {
+  line: number;
+  start: number;
+  end: number;
+}
+
+const MAX_OCCURRENCES = 25;
+
+function patternFor(value: string): string | null {
+  const tokens = value.trim().split(/\s+/).filter(Boolean);
+  return tokens.length ? tokens.map(escapeRegExp).join('\\s+') : null;
+}
+
+export function findInLines(lines: string[], value: string): LineOccurrence[] {
+  const pattern = patternFor(value);
+  if (!pattern) return [];
+  for (const flags of ['g', 'gi']) {
+    const re = new RegExp(pattern, flags);
+    const found: LineOccurrence[] = [];
+    const probe = value.trim().split(/\s+/)[0].toLowerCase();
+    for (let i = 0; i < lines.length && found.length < MAX_OCCURRENCES; i++) {
+      if (!lines[i].toLowerCase().includes(probe)) continue;
+      re.lastIndex = 0;
+      for (let m = re.exec(lines[i]); m && found.length < MAX_OCCURRENCES; m = re.exec(lines[i])) {
+        found.push({ line: i, start: m.index, end: m.index + m[0].length });
+        if (m[0].length === 0) re.lastIndex++;
+      }
+    }
+    if (found.length) return found;
+  }
+  return [];
+}
+
+/** Same tolerance for comparing a node's text with a value. */
+export function sameText(a: string, b: string): boolean {
+  return a.replace(/\s+/g, ' ').trim().toLowerCase() === b.replace(/\s+/g, ' ').trim().toLowerCase();
+}
+
+export function collapse(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}

@@ -1,0 +1,58 @@
+/**
+ * Ranking by agreement with the labels, leave-one-out: a rule earns credit on a labelled document only if
+ * some other labelled document proposed it, so a rule that merely memorizes one page (an anchor that is
+ * that page's own neighbouring text) scores nothing there. Text F1 is the pipeline's metric (normalize.ts).
+ */
+import { normalizeForComparison, textF1 } from '../../weak-supervision/normalize.js';
+import type { PreparedDocument, Rule } from './types.js';
+
+export interface RankedRule {
+  rule: Rule;
+  looScore: number;
+  fitScore: number;
+  /** Normalized outputs on the labelled documents, used to drop rules that behave identically there. */
+  signature: string;
+}
+
+export function rankRules(
+  proposals: Map<string, { rule: Rule; proposedBy: Set<number> }>,
+  docs: PreparedDocument[],
+  golds: string[][],
+): RankedRule[] {
+  const ranked: RankedRule[] = [];
+  for (const { rule, proposedBy } of proposals.values()) {
+    let loo = 0;
+    let fit = 0;
+    const outputs: (string | null)[] = [];
+    for (let j = 0; j < docs.length; j++) {
+      let out: string[] | null;
+      try {
+        out = rule.apply(docs[j]);
+      } catch {
+        out = null;
+      }
+      outputs.push(normalizeForComparison(out));
+      const f1 = textF1(out, golds[j].length ? golds[j] : null);
+      fit += f1;
+      const othersProposed = proposedBy.size > 1 || !proposedBy.has(j);
+      if (othersProposed) loo += f1;
+    }
+    const n = Math.max(1, docs.length);
+    ranked.push({ rule, looScore: loo / n, fitScore: fit / n, signature: JSON.stringify(outputs) });
+  }
+  ranked.sort((a, b) => b.looScore - a.looScore || b.fitScore - a.fitScore || a.rule.complexity - b.rule.complexity || (a.rule.key < b.rule.key ? -1 : 1));
+  return ranked;
+}
+
+/** Best first, one rule per distinct behaviour on the labelled documents. */
+export function selectRules(ranked: RankedRule[], maxCandidates: number, minScore: number): RankedRule[] {
+  const seen = new Set<string>();
+  const picked: RankedRule[] = [];
+  for (const r of ranked) {
+    if (picked.length >= maxCandidates || r.looScore < minScore) break;
+    if (seen.has(r.signature)) continue;
+    seen.add(r.signature);
+    picked.push(r);
+  }
+  return picked;
+}
