@@ -72,6 +72,12 @@ export interface Settings {
     timeoutMs: number;
     maxRows: number;
   };
+  induction: {
+    /** Most candidate functions wrapper induction hands to scoring per attribute. */
+    maxCandidates: number;
+    /** Induced candidates whose leave-one-out F1 on the labels is below this are dropped. */
+    minScore: number;
+  };
   jobs: {
     /** How long a runner owns a claimed job without a heartbeat before another runner may take it over. */
     leaseMs: number;
@@ -140,6 +146,10 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
       maxRows: envNumber('EVAPORATE_QUERY_MAX_ROWS', 10_000),
+    },
+    induction: {
+      maxCandidates: envNumber('EVAPORATE_INDUCTION_CANDIDATES', 10),
+      minScore: envNumber('EVAPORATE_INDUCTION_MIN_SCORE', 0.5),
     },
     jobs: {
       leaseMs: envNumber('EVAPORATE_JOB_LEASE_MS', 30_000),

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Settings } from '../config.js';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
+import labelRoutes from './routes/labels.js';
 
 export interface AppContext {
   db: Db;
@@ -30,5 +31,6 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   });
   app.get('/health', async () => ({ status: 'ok' }));
   // Route plugins are registered here (ingest/corpora, extractions, query, jobs, labels).
+  await app.register(labelRoutes);
   return app;
 }

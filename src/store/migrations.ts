@@ -232,4 +232,41 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'labels: user-given values per document and attribute',
+    sql: `
+      -- Values a person gave for a document's attribute (through the API or the CLI). They stand in for
+      -- direct extraction as the silver labels of the sample, and are what wrapper induction learns from.
+      -- One (document, attribute) holds a set of values (several authors); a row with value NULL says the
+      -- document has no value for it. Labelling again replaces the set.
+      CREATE TABLE labels (
+        id          INTEGER PRIMARY KEY,
+        corpus_id   INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        attribute   TEXT NOT NULL,
+        value       TEXT,
+        position    INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        UNIQUE (document_id, attribute, position)
+      );
+      CREATE INDEX labels_corpus_attribute ON labels(corpus_id, attribute, document_id);
+    `,
+  },
+  {
+    version: 3,
+    name: 'pipeline result tables',
+    sql: `
+      -- The materialized table of each corpus and its provenance table: what the query path may read.
+      CREATE TABLE result_tables (
+        corpus_id        INTEGER PRIMARY KEY REFERENCES corpora(id) ON DELETE CASCADE,
+        table_name       TEXT NOT NULL UNIQUE,
+        provenance_table TEXT NOT NULL UNIQUE,
+        columns          TEXT NOT NULL,          -- JSON: [{attributeId, name, column, type}]
+        job_id           INTEGER,
+        rows             INTEGER NOT NULL DEFAULT 0,
+        updated_at       TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,0 +1,103 @@
+/**
+ * `evaporate label`: give, list or remove the values of a document's attribute, and learn candidate
+ * functions from them (`evaporate label induce`), through the same store and induction code as the API.
+ */
+import type { Command } from 'commander';
+import { loadSettings } from '../../config.js';
+import { isEvaporateError } from '../../errors.js';
+import { induceCandidates } from '../../pipeline/induction/index.js';
+import { openDatabase } from '../../store/database.js';
+import { deleteLabels, labelledDocuments, listLabels, setLabels } from '../../store/labels.js';
+
+function withDb<T>(dbPath: string | undefined, fn: (db: ReturnType<typeof openDatabase>) => T): T {
+  const settings = loadSettings();
+  const db = openDatabase(dbPath ?? settings.databasePath);
+  try {
+    return fn(db);
+  } catch (error) {
+    if (isEvaporateError(error)) {
+      console.error(`error (${error.code}): ${error.message}`);
+      process.exitCode = 1;
+      return undefined as T;
+    }
+    throw error;
+  } finally {
+    db.close();
+  }
+}
+
+export function registerLabelCommands(program: Command): void {
+  const label = program
+    .command('label')
+    .description('Label documents by hand: the values become silver labels and teach wrapper induction (no LLM needed).');
+
+  label
+    .command('set', { isDefault: true })
+    .description('Set the values of an attribute on a document (replaces earlier ones); no values with --none.')
+    .argument('<corpus>', 'corpus id or name')
+    .argument('<document>', 'document id or filename')
+    .argument('<attribute>', 'attribute name')
+    .argument('[values...]', 'one or more values (several for multi-valued attributes)')
+    .option('--none', 'record that the document has no value for the attribute')
+    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
+    .action((corpus: string, document: string, attribute: string, values: string[], opts: { none?: boolean; db?: string }) => {
+      if (!values.length && !opts.none) {
+        console.error('error (invalid_label): give at least one value, or --none when the document has no value.');
+        process.exitCode = 1;
+        return;
+      }
+      withDb(opts.db, (db) => {
+        const [saved] = setLabels(db, corpus, [{ document, attribute, values: opts.none ? [] : values }]);
+        console.log(`${saved.filename} (#${saved.documentId}) ${saved.attribute} = ${saved.values.length ? saved.values.map((v) => JSON.stringify(v)).join(', ') : '(no value)'}`);
+      });
+    });
+
+  label
+    .command('list')
+    .description('List labels of a corpus, optionally of one attribute.')
+    .argument('<corpus>', 'corpus id or name')
+    .option('-a, --attribute <name>', 'only this attribute')
+    .option('--json', 'print JSON')
+    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
+    .action((corpus: string, opts: { attribute?: string; json?: boolean; db?: string }) => {
+      withDb(opts.db, (db) => {
+        const labels = listLabels(db, corpus, { attribute: opts.attribute });
+        if (opts.json) console.log(JSON.stringify(labels, null, 2));
+        else for (const l of labels) console.log(`${l.attribute}\t${l.filename} (#${l.documentId})\t${l.values.length ? l.values.join(' | ') : '(no value)'}`);
+      });
+    });
+
+  label
+    .command('remove')
+    .description('Remove the label of an attribute on a document.')
+    .argument('<corpus>', 'corpus id or name')
+    .argument('<document>', 'document id or filename')
+    .argument('<attribute>', 'attribute name')
+    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
+    .action((corpus: string, document: string, attribute: string, opts: { db?: string }) => {
+      withDb(opts.db, (db) => console.log(`removed ${deleteLabels(db, corpus, document, attribute)} value(s)`));
+    });
+
+  label
+    .command('induce')
+    .description("Learn candidate extraction functions for an attribute from its labels and print their source.")
+    .argument('<corpus>', 'corpus id or name')
+    .argument('<attribute>', 'attribute name')
+    .option('-n, --max <count>', 'most candidates to print', (v) => Number(v))
+    .option('--json', 'print JSON')
+    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
+    .action((corpus: string, attribute: string, opts: { max?: number; json?: boolean; db?: string }) => {
+      const settings = loadSettings();
+      withDb(opts.db, (db) => {
+        const docs = labelledDocuments(db, corpus, attribute);
+        const { candidates } = induceCandidates(
+          attribute,
+          docs.map((d) => ({ document: { id: d.id, text: d.text, html: d.html }, values: d.values })),
+          { maxCandidates: opts.max ?? settings.induction.maxCandidates, minScore: settings.induction.minScore },
+        );
+        if (opts.json) console.log(JSON.stringify(candidates, null, 2));
+        else if (!candidates.length) console.log(`No rule agrees with the labels of "${attribute}" well enough; label more documents.`);
+        else for (const c of candidates) console.log(`// leave-one-out F1 ${c.looScore.toFixed(2)} (${c.generator})\n${c.source}`);
+      });
+    });
+}
