@@ -40,6 +40,21 @@ export interface Settings {
     topK: number;
     maxAttributes: number;
     seed: number;
+    /** Documents per sandbox batch (and per checkpoint) in the corpus pass. */
+    batchSize: number;
+    /** Prompt budget for the passages shown in one direct extraction. */
+    directContextTokens: number;
+    /** Prompt budget for the document excerpt shown to function synthesis. */
+    synthesisContextTokens: number;
+    /** Sample documents shown to synthesis (one prompt each per variant). */
+    synthesisDocuments: number;
+    /** Prompt budget of the passages read for schema discovery, per sample document. */
+    schemaContextTokens: number;
+    /** Open mode keeps attributes seen in at least this share of the sample. */
+    minAttributeSupport: number;
+    /** Direct fallback reads at most this many documents per attribute. */
+    fallbackMaxDocuments: number;
+    labelModel: string;
   };
   sandbox: {
     callTimeoutMs: number;
@@ -121,6 +136,14 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       topK: envNumber('EVAPORATE_TOP_K', 10),
       maxAttributes: envNumber('EVAPORATE_MAX_ATTRIBUTES', 15),
       seed: envNumber('EVAPORATE_SEED', 0),
+      batchSize: envNumber('EVAPORATE_BATCH_SIZE', 500),
+      directContextTokens: envNumber('EVAPORATE_DIRECT_CONTEXT_TOKENS', 1000),
+      synthesisContextTokens: envNumber('EVAPORATE_SYNTHESIS_CONTEXT_TOKENS', 1000),
+      synthesisDocuments: envNumber('EVAPORATE_SYNTHESIS_DOCUMENTS', 3),
+      schemaContextTokens: envNumber('EVAPORATE_SCHEMA_CONTEXT_TOKENS', 1500),
+      minAttributeSupport: envNumber('EVAPORATE_MIN_ATTRIBUTE_SUPPORT', 0.3),
+      fallbackMaxDocuments: envNumber('EVAPORATE_FALLBACK_MAX_DOCUMENTS', 1000),
+      labelModel: envString('EVAPORATE_LABEL_MODEL', 'one-coin'),
     },
     sandbox: {
       callTimeoutMs: envNumber('EVAPORATE_SANDBOX_TIMEOUT_MS', 1000),

@@ -1,0 +1,59 @@
+/**
+ * Direct extraction: the LLM reads the most relevant passages of one document and returns the value.
+ * Used on the sample (silver labels) and as the optional per-document fallback.
+ */
+import type { CallContext, LlmProvider } from '../llm/types.js';
+import { directExtractionPrompt } from './prompts.js';
+import { attributeQuery, selectContext } from './retrieval.js';
+import { parseJsonObject, valueList } from './llm-output.js';
+import type { AttributeSpec, PipelineDocument } from './types.js';
+
+export interface DirectOptions {
+  contextTokens: number;
+  call?: CallContext;
+}
+
+export async function extractDirect(
+  llm: LlmProvider,
+  attribute: AttributeSpec,
+  doc: Pick<PipelineDocument, 'text'>,
+  options: DirectOptions,
+): Promise<string[] | null> {
+  const context = selectContext(doc.text, attributeQuery(attribute.name, attribute.description), options.contextTokens);
+  const result = await llm.complete(
+    { messages: directExtractionPrompt(attribute.name, attribute.description ?? '', context), role: 'extraction', temperature: 0, jsonMode: true, maxTokens: 300 },
+    options.call,
+  );
+  const parsed = parseJsonObject(result.texts[0] ?? '');
+  if (!parsed) return null;
+  const values = valueList(parsed.value);
+  // A value the document does not contain is a hallucination, not a label.
+  const text = doc.text.toLowerCase();
+  const found = values?.filter((v) => text.includes(v.toLowerCase().replace(/\s+/g, ' ')) || text.replace(/\s+/g, ' ').includes(v.toLowerCase().replace(/\s+/g, ' '))) ?? [];
+  return found.length > 0 ? found : null;
+}
+
+/** Silver labels for every sample document, a few requests at a time. */
+export async function silverLabels(
+  llm: LlmProvider,
+  attribute: AttributeSpec,
+  docs: readonly Pick<PipelineDocument, 'id' | 'text'>[],
+  options: DirectOptions & { concurrency?: number },
+): Promise<Record<number, string[] | null>> {
+  const out: Record<number, string[] | null> = {};
+  await mapLimit(docs, options.concurrency ?? 4, async (d) => {
+    out[d.id] = await extractDirect(llm, attribute, d, options);
+  });
+  return out;
+}
+
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+}

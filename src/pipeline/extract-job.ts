@@ -1,0 +1,321 @@
+/**
+ * The "extract" job (EVAPORATE-CODE+): sample -> schema -> per attribute silver labels, synthesis, scoring ->
+ * corpus batches in the sandbox -> label model -> materialized table. Every unit of work goes through
+ * ctx.checkpoint, so a killed job resumes where it stopped and a re-run reuses the LLM cache.
+ */
+import type { Db } from '../store/database.js';
+import type { Settings } from '../config.js';
+import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from '../llm/types.js';
+import type { Sandbox, SandboxDocument } from '../sandbox/types.js';
+import type { LabelModel } from '../weak-supervision/types.js';
+import type { JobContext, JobHandler } from '../jobs/types.js';
+import { EvaporateError } from '../errors.js';
+import { sampleDocuments } from './sampling.js';
+import { discoverAttributes, isPlausible, mergeSynonyms, rankAttributes, canonicalName } from './schema.js';
+import { extractDirect, silverLabels } from './direct.js';
+import { synthesizeFunctions } from './synthesis.js';
+import { scoreCandidates } from './scoring.js';
+import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
+import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
+import { passages } from './retrieval.js';
+import * as repo from './repository.js';
+import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
+
+export interface ExtractParams {
+  corpusId: number;
+  mode: 'open' | 'closed';
+  attributes?: AttributeSpec[];
+  sampleSize?: number;
+  candidates?: number;
+  topK?: number;
+  maxAttributes?: number;
+  seed?: number;
+  /** Direct extraction on documents where every function abstained (costs LLM calls per such document). */
+  fallbackDirect?: boolean;
+}
+
+export interface ExtractDeps {
+  db: Db;
+  llm: LlmProvider;
+  sandbox: Sandbox;
+  labelModel: LabelModel;
+  settings: Settings;
+  /** Extra zero-token candidates (wrapper induction), scored alongside the LLM's. */
+  extraCandidates?: (input: { corpusId: number; attribute: AttributeSpec; sample: PipelineDocument[]; silver: SilverLabels }) => Promise<Candidate[]>;
+}
+
+export interface AttributeSummary {
+  name: string;
+  column: string;
+  type: AttributeType;
+  candidates: number;
+  kept: number;
+  bestSampleScore: number;
+  filled: number;
+}
+
+export interface ExtractResult {
+  corpusId: number;
+  table: string;
+  provenanceTable: string;
+  rows: number;
+  attributes: AttributeSummary[];
+  dropped: string[];
+  llm: { calls: number; cachedCalls: number; promptTokens: number; completionTokens: number };
+  /** Prompt tokens direct extraction of every document and attribute would send, estimated from the sample's real prompts. */
+  directTokensEstimate: number;
+  functionEvaluations: number;
+  stageMs: Record<string, number>;
+}
+
+/** Counts what this run of the job asked of the model (the ledger in src/llm is the durable account). */
+function metered(llm: LlmProvider) {
+  const m = { calls: 0, cachedCalls: 0, promptTokens: 0, completionTokens: 0, directPromptTokens: 0, directCalls: 0 };
+  const provider: LlmProvider = {
+    name: llm.name,
+    async complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult> {
+      const r = await llm.complete(request, context);
+      m.calls++;
+      if (r.cached) m.cachedCalls++;
+      else {
+        m.promptTokens += r.usage.promptTokens;
+        m.completionTokens += r.usage.completionTokens;
+      }
+      if (request.role === 'extraction') {
+        m.directCalls++;
+        m.directPromptTokens += r.usage.promptTokens;
+      }
+      return r;
+    },
+  };
+  return { provider, m };
+}
+
+const sandboxDoc = (d: PipelineDocument): SandboxDocument => ({ id: d.id, text: d.text, ...(d.html ? { html: d.html } : {}) });
+
+/** The passages of a sample document that look most like a record: many "Label: value" lines. */
+function schemaContext(doc: PipelineDocument, tokens: number): string {
+  const spans = passages(doc.text, 1000);
+  const scored = spans.map((s, i) => {
+    const t = doc.text.slice(s.start, s.end);
+    return { i, score: (t.match(/^[^\n:]{2,40}:\s*\S/gm) ?? []).length + (t.match(/\b(by|price|date|isbn|publisher|author|name)\b/gi) ?? []).length * 0.2 };
+  });
+  const picked = scored.sort((a, b) => b.score - a.score || a.i - b.i).slice(0, Math.max(1, Math.floor((tokens * 4) / 1000))).map((s) => s.i).sort((a, b) => a - b);
+  return picked.map((i) => doc.text.slice(spans[i].start, spans[i].end).trim()).join('\n...\n');
+}
+
+export function createExtractHandler(deps: ExtractDeps): JobHandler<ExtractParams, ExtractResult> {
+  return (params, ctx) => runExtraction(deps, params, ctx);
+}
+
+export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Promise<ExtractResult> {
+  const { db, settings } = deps;
+  const p = settings.pipeline;
+  const sampleSize = params.sampleSize ?? p.sampleSize;
+  const topK = params.topK ?? p.topK;
+  const seed = params.seed ?? p.seed;
+  const corpus = repo.corpusRow(db, params.corpusId);
+  if (params.mode === 'closed' && (!params.attributes || params.attributes.length === 0))
+    throw new EvaporateError('attributes_required', 'A closed extraction needs the list of attributes to extract.', 400);
+  const { provider: llm, m } = metered(deps.llm);
+  const call: CallContext = { jobId: ctx.jobId, signal: ctx.signal };
+  const stageMs: Record<string, number> = {};
+  const timed = async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      stageMs[stage] = (stageMs[stage] ?? 0) + performance.now() - t0;
+    }
+  };
+
+  const all = repo.documentSummaries(db, corpus.id);
+  if (all.length === 0) throw new EvaporateError('corpus_empty', `Corpus "${corpus.name}" has no readable documents to extract from.`, 409);
+  const sampleIds = await timed('sample', () => ctx.checkpoint('sample', async () => sampleDocuments(all, sampleSize, seed)));
+  const sample = repo.loadDocuments(db, sampleIds);
+  ctx.progress('schema', 0, 1);
+
+  // Schema: the user's list, or what the model sees in the sample (ranked, synonyms merged).
+  let specs: AttributeSpec[] = await timed('schema', () =>
+    ctx.checkpoint('schema', async () => {
+      if (params.mode === 'closed') {
+        const seen = new Set<string>();
+        return params.attributes!.filter((a) => {
+          const key = a.name.trim();
+          if (!key || seen.has(key)) return false;
+          seen.add(key);
+          return true;
+        });
+      }
+      const found = await discoverAttributes(llm, sample.map((d) => ({ docId: d.id, text: schemaContext(d, p.schemaContextTokens) })), call);
+      const merged = await mergeSynonyms(llm, found, call);
+      const minSupport = Math.max(1, Math.ceil(sample.length * p.minAttributeSupport));
+      return rankAttributes(merged, params.maxAttributes ?? p.maxAttributes, minSupport).map((a) => ({ name: a.name }));
+    }),
+  );
+  ctx.progress('schema', 1, 1);
+
+  // Silver labels first: the open-mode plausibility check reads them.
+  const silver = new Map<string, SilverLabels>();
+  const dropped: string[] = [];
+  for (const [i, spec] of specs.entries()) {
+    ctx.progress('silver labels', i, specs.length);
+    const labels = await timed('direct', () =>
+      ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, sample, { contextTokens: p.directContextTokens, call })),
+    );
+    silver.set(spec.name, labels);
+    if (params.mode === 'open') {
+      const values = Object.values(labels).flatMap((v) => v ?? []);
+      const ok = await timed('schema', () => ctx.checkpoint(`attribute:${spec.name}:plausible`, () => isPlausible(llm, spec.name, values, call)));
+      if (!ok) dropped.push(spec.name);
+    }
+  }
+  specs = specs.filter((s) => !dropped.includes(s.name));
+  const attributeIds = repo.upsertAttributes(
+    db,
+    corpus.id,
+    specs.map((s) => ({ ...s, name: params.mode === 'open' ? canonicalName(s.name) : s.name, origin: params.mode === 'open' ? 'discovered' : 'user' })),
+  );
+
+  // Per attribute: synthesis and scoring on the sample.
+  const kept = new Map<string, ScoredCandidate[]>();
+  const keptIds = new Map<string, number[]>();
+  const summaries = new Map<string, Omit<AttributeSummary, 'column' | 'type' | 'filled'>>();
+  for (const [i, spec] of specs.entries()) {
+    ctx.progress('synthesis', i, specs.length);
+    const labels = silver.get(spec.name)!;
+    const candidates = await timed('synthesis', () =>
+      ctx.checkpoint(`attribute:${spec.name}:synthesis`, async () => {
+        const fromLlm = await synthesizeFunctions(llm, spec, sample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
+          candidates: params.candidates ?? p.candidatesPerAttribute,
+          documents: p.synthesisDocuments,
+          temperatures: [0, 0.7],
+          contextTokens: p.synthesisContextTokens,
+          call,
+        });
+        const extra = deps.extraCandidates ? await deps.extraCandidates({ corpusId: corpus.id, attribute: spec, sample, silver: labels }) : [];
+        const ids = new Set(fromLlm.map((c) => c.id));
+        return [...fromLlm, ...extra.filter((c) => !ids.has(c.id))];
+      }),
+    );
+    ctx.progress('scoring', i, specs.length);
+    const scored = await timed('scoring', () =>
+      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, sample.map(sandboxDoc), labels, topK)),
+    );
+    const fnIds = repo.saveFunctions(db, attributeIds[i], scored.all, new Set(scored.kept.map((k) => k.id)), 'llm');
+    kept.set(spec.name, scored.kept);
+    keptIds.set(spec.name, scored.kept.map((k) => fnIds.get(k.id)!));
+    summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0 });
+  }
+
+  // The corpus pass: plain code in the sandbox, one checkpoint per batch of documents.
+  const docIds = all.map((d) => d.id);
+  const batchSize = p.batchSize;
+  const batches: Record<string, BatchOutputs>[] = [];
+  let functionEvaluations = 0;
+  for (let b = 0; b * batchSize < docIds.length; b++) {
+    ctx.progress('aggregation', b * batchSize, docIds.length);
+    const ids = docIds.slice(b * batchSize, (b + 1) * batchSize);
+    const out = await timed('corpus', () =>
+      ctx.checkpoint(`batch:${b}`, async () => {
+        const docs = repo.loadDocuments(db, ids).map(sandboxDoc);
+        const result: Record<string, BatchOutputs> = {};
+        for (const spec of specs) result[spec.name] = await runBatch(deps.sandbox, kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs);
+        return result;
+      }),
+    );
+    for (const spec of specs) functionEvaluations += kept.get(spec.name)!.length * ids.length;
+    batches.push(out);
+  }
+  ctx.progress('aggregation', docIds.length, docIds.length);
+
+  // Label model per attribute, then the optional direct fallback where every function abstained.
+  const cells: MaterialCell[] = [];
+  const types: AttributeType[] = [];
+  const filled = new Map<string, number>();
+  await timed('label model', async () => {
+    for (const [i, spec] of specs.entries()) {
+      const fns = kept.get(spec.name)!;
+      const { cells: decided, accuracies } = aggregate(deps.labelModel, batches.map((b) => b[spec.name]), fns.map((f) => f.score));
+      repo.saveAccuracies(db, keptIds.get(spec.name)!, accuracies);
+      const attrCells: MaterialCell[] = decided.map((c) => ({
+        documentId: c.documentId,
+        attributeId: attributeIds[i],
+        value: c.value ? c.value.join('; ') : null,
+        origin: c.value ? 'functions' : 'none',
+        confidence: c.confidence,
+        functions: c.agreeing.map((f) => String(keptIds.get(spec.name)![f])),
+        span: null,
+      }));
+      if (params.fallbackDirect) {
+        const missing = attrCells.filter((c) => c.value === null).slice(0, p.fallbackMaxDocuments);
+        const direct = await ctx.checkpoint(`attribute:${spec.name}:fallback`, async () => {
+          const texts = repo.loadTexts(db, missing.map((c) => c.documentId));
+          const out: Record<number, string[] | null> = {};
+          for (const c of missing) out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
+          return out;
+        });
+        for (const c of missing) {
+          const v = direct[c.documentId];
+          if (v) Object.assign(c, { value: v.join('; '), origin: 'direct', confidence: 0.5 });
+        }
+      }
+      types.push(spec.type ?? inferType(attrCells.map((c) => c.value)));
+      filled.set(spec.name, attrCells.filter((c) => c.value !== null).length);
+      cells.push(...attrCells);
+    }
+  });
+
+  // Spans: where each value stands in documents.text, read in batches so memory stays flat.
+  ctx.progress('materialize', 0, 1);
+  const table = resultTableName(corpus.name, corpus.id);
+  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: types[i] })));
+  await timed('materialize', () =>
+    ctx.checkpoint('materialize', async () => {
+      const byDoc = new Map<number, MaterialCell[]>();
+      for (const c of cells) if (c.value !== null) (byDoc.get(c.documentId) ?? byDoc.set(c.documentId, []).get(c.documentId)!).push(c);
+      for (let b = 0; b * batchSize < docIds.length; b++) {
+        const texts = repo.loadTexts(db, docIds.slice(b * batchSize, (b + 1) * batchSize));
+        for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) c.span = findSpan(text, c.value!.split('; ')[0]);
+      }
+      columns.forEach((c) => repo.setAttributeType(db, c.attributeId, c.type));
+      materializeTable(db, { corpusId: corpus.id, table, jobId: ctx.jobId, columns, documentIds: docIds, cells });
+      return { rows: docIds.length };
+    }),
+  );
+  ctx.progress('done', 1, 1);
+
+  const meanDirectPrompt = m.directCalls ? m.directPromptTokens / m.directCalls : 0;
+  return {
+    corpusId: corpus.id,
+    table,
+    provenanceTable: `${table}__provenance`,
+    rows: docIds.length,
+    attributes: specs.map((s, i) => ({ ...summaries.get(s.name)!, column: columns[i].column, type: types[i], filled: filled.get(s.name) ?? 0 })),
+    dropped,
+    llm: { calls: m.calls, cachedCalls: m.cachedCalls, promptTokens: m.promptTokens, completionTokens: m.completionTokens },
+    directTokensEstimate: Math.round(meanDirectPrompt * docIds.length * specs.length),
+    functionEvaluations,
+    stageMs,
+  };
+}
+
+/** A JobContext for running the pipeline outside the job runner (CLI one-shot, tests): memo in a Map. */
+export function memoryJobContext(options: { jobId?: number; onProgress?: (step: string, done: number, total: number) => void } = {}): JobContext & { memo: Map<string, string> } {
+  const memo = new Map<string, string>();
+  const controller = new AbortController();
+  return {
+    jobId: options.jobId ?? 0,
+    signal: controller.signal,
+    memo,
+    progress: options.onProgress ?? (() => {}),
+    async checkpoint<T>(key: string, fn: () => Promise<T>, opts?: { commit?: (r: T) => void }): Promise<T> {
+      if (memo.has(key)) return JSON.parse(memo.get(key)!) as T;
+      const r = await fn();
+      opts?.commit?.(r);
+      const json = JSON.stringify(r ?? null);
+      memo.set(key, json);
+      return JSON.parse(json) as T;
+    },
+  };
+}
