@@ -62,6 +62,12 @@ export interface Settings {
     maxOutputChars: number;
     maxFailuresPerFunction: number;
     workers: number;
+    /** Most strings one call may return as an array. */
+    maxOutputItems: number;
+    /** Largest accepted function source, in characters. */
+    maxSourceChars: number;
+    /** Documents per batch sent to a worker; 0 = chosen from corpus size and worker count. */
+    batchDocuments: number;
   };
   llm: {
     timeoutMs: number;
@@ -151,6 +157,9 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       maxOutputChars: envNumber('EVAPORATE_SANDBOX_MAX_OUTPUT', 2000),
       maxFailuresPerFunction: envNumber('EVAPORATE_SANDBOX_MAX_FAILURES', 20),
       workers: envNumber('EVAPORATE_SANDBOX_WORKERS', 0), // 0 = one per core
+      maxOutputItems: envNumber('EVAPORATE_SANDBOX_MAX_OUTPUT_ITEMS', 1000),
+      maxSourceChars: envNumber('EVAPORATE_SANDBOX_MAX_SOURCE', 100_000),
+      batchDocuments: envNumber('EVAPORATE_SANDBOX_BATCH_DOCS', 0),
     },
     llm: {
       timeoutMs: envNumber('EVAPORATE_LLM_TIMEOUT_MS', 120_000),

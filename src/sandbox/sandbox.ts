@@ -1,0 +1,265 @@
+/**
+ * The sandbox pool: piscina worker threads, each running functions in hardened vm contexts (see worker.mjs).
+ * This side owns the limits that need an outside view: it watches every batch's progress counter and
+ * terminates the worker when one call runs past the wall-clock limit, and it turns worker deaths
+ * (timeout, heap cap) into an error for exactly the call that was running, then resumes the batch.
+ */
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import type { Settings } from '../config.js';
+import { domRealmSource } from './dom-bundle.js';
+import type { CallOutcome, ExtractionFunction, RunOptions, Sandbox, SandboxDocument, SandboxErrorCode } from './types.js';
+
+type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments';
+/** Settings['sandbox']; the newer knobs may be left out and take their defaults. */
+export type SandboxSettings = Omit<Settings['sandbox'], OptionalSettings> & Partial<Pick<Settings['sandbox'], OptionalSettings>>;
+
+export interface SandboxRunOptions extends RunOptions {
+  /** Failure counts per function id, kept by the caller across runs of one job; updated in place. */
+  failures?: Map<string, number>;
+}
+
+const WORKER_URL = new URL('./worker.mjs', import.meta.url);
+const PHASE_COMPILE = 1;
+
+interface Store {
+  buffer: SharedArrayBuffer;
+  offsets: Uint32Array;
+  ids: string[];
+  hasHtml: Uint8Array;
+}
+
+function encodeStore(documents: SandboxDocument[]): Store {
+  const D = documents.length;
+  const parts: Buffer[] = [];
+  const offsets = new Uint32Array(4 * D);
+  const hasHtml = new Uint8Array(D);
+  let at = 0;
+  const push = (slot: number, s: string) => {
+    const b = Buffer.from(s, 'utf8');
+    parts.push(b);
+    offsets[2 * slot] = at;
+    at += b.length;
+    offsets[2 * slot + 1] = at;
+  };
+  documents.forEach((d, i) => push(i, typeof d.text === 'string' ? d.text : ''));
+  documents.forEach((d, i) => {
+    hasHtml[i] = typeof d.html === 'string' && d.html !== '' ? 1 : 0;
+    push(D + i, hasHtml[i] ? (d.html as string) : '');
+  });
+  const buffer = new SharedArrayBuffer(Math.max(at, 1));
+  const view = new Uint8Array(buffer);
+  let o = 0;
+  for (const p of parts) {
+    view.set(p, o);
+    o += p.length;
+  }
+  return { buffer, offsets, ids: documents.map((d) => String(d.id)), hasHtml };
+}
+
+/** `import` is the one syntax that reaches the host's module loader from inside a context; no extractor needs it. */
+const IMPORT_TOKEN = /(^|[^\w$.])import\s*(\(|\.)/;
+
+function staticRejection(fn: ExtractionFunction, maxSourceChars: number): string | null {
+  if (typeof fn.source !== 'string') return 'the source is not a string';
+  if (fn.source.length > maxSourceChars) return `the source has ${fn.source.length} characters; the limit is ${maxSourceChars}`;
+  if (IMPORT_TOKEN.test(fn.source)) return 'import() is not available to extraction functions';
+  return null;
+}
+
+interface Running {
+  progress: Int32Array;
+  controller: AbortController;
+  lastSeq: number;
+  since: number;
+  limitMs: number;
+}
+
+export function createSandbox(settings: SandboxSettings): Sandbox & { run(functions: ExtractionFunction[], documents: SandboxDocument[], options?: SandboxRunOptions): Promise<CallOutcome[][]> } {
+  const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const maxOutputItems = settings.maxOutputItems ?? 1000;
+  const maxSourceChars = settings.maxSourceChars ?? 100_000;
+  const pool = new Piscina({
+    filename: WORKER_URL.href,
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: 60_000,
+    workerData: { domSource: domRealmSource() },
+    // Heap cap per worker: an allocation bomb kills that worker, not the process.
+    resourceLimits: { maxOldGenerationSizeMb: settings.memoryLimitMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
+    // Workers share nothing with the host process environment.
+    env: {},
+  });
+  // A worker dying of its heap cap is also reported on the pool; the task's own rejection handles it.
+  pool.on('error', () => {});
+  const running = new Set<Running>();
+  let watchdog: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const tick = () => {
+    const now = Date.now();
+    for (const r of running) {
+      const seq = Atomics.load(r.progress, 0);
+      if (seq !== r.lastSeq) {
+        r.lastSeq = seq;
+        r.since = now;
+      } else if (seq > 0 && Atomics.load(r.progress, 1) !== 0 && now - r.since > r.limitMs) {
+        r.controller.abort();
+        running.delete(r);
+      }
+    }
+    if (running.size === 0 && watchdog) {
+      clearInterval(watchdog);
+      watchdog = undefined;
+    }
+  };
+
+  async function runBatch(
+    functions: ExtractionFunction[],
+    store: Store,
+    failures: Int32Array,
+    timeoutMs: number,
+    maxFailures: number,
+    out: CallOutcome[][],
+    docBase: number,
+  ): Promise<void> {
+    const F = functions.length;
+    const D = store.ids.length;
+    const skip: number[] = [];
+    const skipFunctions: number[] = [];
+    const fail = (i: number, code: SandboxErrorCode, message: string) => {
+      out[i % F][docBase + Math.floor(i / F)] = { ok: false, error: { code, message } };
+      skip.push(i);
+    };
+    for (;;) {
+      const progress = new Int32Array(new SharedArrayBuffer(16));
+      const controller = new AbortController();
+      const watch: Running = { progress, controller, lastSeq: 0, since: Date.now(), limitMs: timeoutMs };
+      running.add(watch);
+      if (!watchdog) {
+        watchdog = setInterval(tick, Math.max(5, Math.min(50, Math.floor(timeoutMs / 5))));
+        watchdog.unref();
+      }
+      try {
+        const result = (await pool.run(
+          {
+            functions: functions.map((f) => ({ id: String(f.id), source: f.source })),
+            store,
+            skip,
+            skipFunctions,
+            failures,
+            progress,
+            maxFailures,
+            maxOutputChars: settings.maxOutputChars,
+            maxOutputItems,
+          },
+          { signal: controller.signal },
+        )) as { out: ([string, unknown] | null)[]; failures: number[] };
+        running.delete(watch);
+        result.failures.forEach((n, f) => n && Atomics.add(failures, f, n));
+        result.out.forEach((entry, i) => {
+          if (entry === null) return;
+          const [kind, payload] = entry;
+          out[i % F][docBase + Math.floor(i / F)] =
+            kind === 'value'
+              ? { ok: true, value: payload as string[] | null }
+              : { ok: false, error: { code: kind as SandboxErrorCode, message: messageFor(kind as SandboxErrorCode, payload) } };
+        });
+        return;
+      } catch (error) {
+        running.delete(watch);
+        if (closed) throw error;
+        // The worker is gone (terminated by the watchdog or killed by its heap cap); blame the call it was in.
+        const phase = Atomics.load(progress, 1);
+        const f = Atomics.load(progress, 2);
+        const d = Atomics.load(progress, 3);
+        const aborted = controller.signal.aborted;
+        const code: SandboxErrorCode = aborted ? 'timeout' : isOutOfMemory(error) ? 'memory' : 'runtime';
+        const what =
+          code === 'timeout'
+            ? `ran longer than ${timeoutMs} ms and was stopped`
+            : code === 'memory'
+              ? `exceeded the ${settings.memoryLimitMb} MB memory limit and was stopped`
+              : 'crashed its worker and was stopped';
+        if (phase === 0 || f < 0 || f >= F) throw error;
+        if (phase === PHASE_COMPILE) {
+          // Top-level code that never finishes fails every call of this function, in every batch.
+          Atomics.store(failures, f, maxFailures);
+          skipFunctions.push(f);
+          for (let dd = 0; dd < D; dd++) fail(dd * F + f, code, `the function's top-level code ${what}`);
+        } else {
+          Atomics.add(failures, f, 1);
+          fail(d * F + f, code, `the call ${what}`);
+        }
+      }
+    }
+  }
+
+  return {
+    async run(functions, documents, options: SandboxRunOptions = {}) {
+      if (closed) throw new Error('the sandbox is closed');
+      const timeoutMs = options.timeoutMs ?? settings.callTimeoutMs;
+      const maxFailures = settings.maxFailuresPerFunction;
+      const out: CallOutcome[][] = functions.map(() => new Array<CallOutcome>(documents.length));
+      if (functions.length === 0 || documents.length === 0) return out;
+      const failures = new Int32Array(new SharedArrayBuffer(4 * functions.length));
+      functions.forEach((f, i) => (failures[i] = options.failures?.get(f.id) ?? 0));
+
+      // Functions refused before they reach a worker answer 'compile' for every document.
+      const accepted: number[] = [];
+      functions.forEach((fn, f) => {
+        const reason = staticRejection(fn, maxSourceChars);
+        if (reason === null) accepted.push(f);
+        else out[f].fill({ ok: false, error: { code: 'compile', message: reason } });
+      });
+      if (accepted.length > 0) {
+        const sent = accepted.map((f) => functions[f]);
+        const sentFailures = new Int32Array(new SharedArrayBuffer(4 * sent.length));
+        accepted.forEach((f, j) => (sentFailures[j] = failures[f]));
+        const sentOut: CallOutcome[][] = sent.map(() => new Array<CallOutcome>(documents.length));
+        const perBatch =
+          settings.batchDocuments && settings.batchDocuments > 0
+            ? settings.batchDocuments
+            : Math.max(1, Math.min(256, Math.ceil(documents.length / (threads * 4))));
+        const batches: Promise<void>[] = [];
+        for (let start = 0; start < documents.length; start += perBatch) {
+          const store = encodeStore(documents.slice(start, start + perBatch));
+          batches.push(runBatch(sent, store, sentFailures, timeoutMs, maxFailures, sentOut, start));
+        }
+        await Promise.all(batches);
+        accepted.forEach((f, j) => {
+          out[f] = sentOut[j];
+          failures[f] = sentFailures[j];
+        });
+      }
+      if (options.failures) functions.forEach((f, i) => options.failures!.set(f.id, failures[i]));
+      return out;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (watchdog) clearInterval(watchdog);
+      await pool.destroy();
+    },
+  };
+}
+
+function isOutOfMemory(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY';
+}
+
+function messageFor(code: SandboxErrorCode, payload: unknown): string {
+  const detail = typeof payload === 'string' ? payload : '';
+  switch (code) {
+    case 'compile':
+      return `The function could not be loaded: ${detail}.`;
+    case 'runtime':
+      return `The function threw: ${detail}`;
+    case 'invalid_output':
+      return `The function's result was rejected: ${detail}.`;
+    case 'disabled':
+      return 'The function failed too often in this job and was disabled.';
+    default:
+      return detail || code;
+  }
+}
