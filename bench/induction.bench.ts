@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseHtml } from '../src/ingest/html.js';
 import { induceCandidates, type LabelledExample } from '../src/pipeline/induction/index.js';
-import { runCandidates } from '../src/pipeline/induction/run.js';
+import { loadSettings } from '../src/config.js';
+import { createSandbox, type Sandbox, type SandboxDocument } from '../src/sandbox/index.js';
 import { textF1 } from '../src/weak-supervision/normalize.js';
 import { sharedData, type BenchResult } from './lib.js';
 
@@ -60,6 +61,12 @@ export function seededSample<T>(items: T[], k: number, seed: number): T[] {
   return copy.slice(0, k);
 }
 
+/** Runs the sources in the real sandbox, as the pipeline does; a failed call reads as an abstain. */
+export async function runInSandbox(sandbox: Sandbox, sources: string[], documents: SandboxDocument[]): Promise<(string[] | null)[][]> {
+  const outcomes = await sandbox.run(sources.map((source, i) => ({ id: `induced-${i}`, source })), documents);
+  return outcomes.map((row) => row.map((o) => (o.ok ? o.value : null)));
+}
+
 export default async function bench(): Promise<BenchResult> {
   const t0 = performance.now();
   const { pages, gold } = loadSwde();
@@ -68,6 +75,8 @@ export default async function bench(): Promise<BenchResult> {
   const test = pages.filter((p) => !sample.has(p.id));
   const rows: BenchResult['rows'] = [];
   const chosen: Record<string, string> = {};
+  const sandbox = createSandbox({ ...loadSettings().sandbox, workers: 2 });
+  try {
   for (const attribute of ATTRIBUTES) {
     const examples: LabelledExample[] = train.map((p) => ({ document: { id: p.id, text: p.text, html: p.html }, values: gold[attribute].get(p.id) ?? [] }));
     const tInduce = performance.now();
@@ -77,7 +86,7 @@ export default async function bench(): Promise<BenchResult> {
       rows.push({ attribute, candidates: 0, proposed, f1_top1: 0, f1_best_of_k: 0, induce_ms: Math.round(induceMs), function: '(none)' });
       continue;
     }
-    const outputs = await runCandidates(candidates.map((c) => c.source), test.map((p) => ({ id: p.id, text: p.text, html: p.html })));
+    const outputs = await runInSandbox(sandbox, candidates.map((c) => c.source), test.map((p) => ({ id: p.id, text: p.text, html: p.html })));
     const f1s = outputs.map((out) => test.reduce((s, p, d) => s + textF1(out[d], gold[attribute].get(p.id) ?? []), 0) / test.length);
     chosen[attribute] = candidates[0].source;
     rows.push({
@@ -91,6 +100,9 @@ export default async function bench(): Promise<BenchResult> {
       function: candidates[0].description,
     });
   }
+  } finally {
+    await sandbox.close();
+  }
   const mean = rows.reduce((s, r) => s + Number(r.f1_top1), 0) / rows.length;
   rows.push({ attribute: 'average', f1_top1: Number(mean.toFixed(3)) });
   return {
@@ -98,7 +110,7 @@ export default async function bench(): Promise<BenchResult> {
     rows,
     targets: { 'average text F1 (top-ranked induced function, 10 labels, 190 held-out pages) >= 0.9': mean >= 0.9 },
     notes: [
-      `sample: ${[...sample].sort().join(', ')} (seed ${SEED}); no LLM calls; f1_top1 = the function ranked first by leave-one-out F1 on the labels.`,
+      `sample: ${[...sample].sort().join(', ')} (seed ${SEED}); no LLM calls; f1_top1 = the function ranked first by leave-one-out F1 on the labels, run in the sandbox on the 190 other pages.`,
       `total ${Math.round(performance.now() - t0)} ms`,
     ],
     extra: { sample: [...sample].sort(), functions: chosen },

@@ -1,6 +1,7 @@
 /**
  * Entry point of wrapper induction: labelled documents in, candidate functions out, no LLM involved.
- * Each labelled document proposes rules from where its values sit (text anchors, value shapes); every rule is
+ * Each labelled document proposes rules from where its values sit (text anchors, value shapes, DOM paths and
+ * labels); every rule is
  * then scored on all labelled documents, leave-one-out, and the best distinct ones are emitted as readable
  * source in the sandbox contract.
  */
@@ -8,7 +9,8 @@ import { EvaporateError } from '../../errors.js';
 import { emitSource, splitterSource } from './emit.js';
 import { prepareDocument } from './prepare.js';
 import { rankRules, selectRules } from './rank.js';
-import { proposeTextAnchors, separatorsBetween } from './text-anchors.js';
+import { proposeDomRules } from './dom-paths.js';
+import { labelsNear, proposeTextAnchors, separatorsBetween } from './text-anchors.js';
 import { proposeValueShapes } from './value-shapes.js';
 import type { InducedCandidate, InductionOptions, LabelledExample, Rule } from './types.js';
 
@@ -38,7 +40,11 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
   const proposals = new Map<string, { rule: Rule; proposedBy: Set<number> }>();
   golds.forEach((values, i) => {
     if (!values.length) return;
-    const rules: Rule[] = [...proposeTextAnchors(docs[i], values, split, multiValued), ...proposeValueShapes(docs[i], values)];
+    const rules: Rule[] = [
+      ...proposeTextAnchors(docs[i], values, split, multiValued),
+      ...proposeValueShapes(docs[i], values),
+      ...proposeDomRules(docs[i], values, labelsNear(docs[i], values), multiValued),
+    ];
     for (const rule of rules) {
       const entry = proposals.get(rule.key) ?? { rule, proposedBy: new Set<number>() };
       entry.proposedBy.add(i);

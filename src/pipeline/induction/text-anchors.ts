@@ -220,3 +220,19 @@ export function proposeTextAnchors(doc: PreparedDocument, values: string[], spli
   }
   return [...rules.values()];
 }
+
+/** The labels next to the values in the text ("Vendor:" before the value, or the line above it). */
+export function labelsNear(doc: PreparedDocument, values: string[]): string[] {
+  const lines = doc.lines();
+  const out = new Set<string>();
+  for (const span of valueSpans(lines, values)) {
+    const prefix = lines[span.line].slice(0, span.start).trim();
+    if (prefix && prefix.length <= 40) out.add(prefix);
+    if (!prefix) {
+      let j = span.line - 1;
+      while (j >= 0 && !lines[j].trim()) j--;
+      if (j >= 0 && lines[j].trim().length <= 40) out.add(lines[j].trim());
+    }
+  }
+  return [...out];
+}

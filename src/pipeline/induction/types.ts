@@ -35,8 +35,8 @@ export interface PreparedDocument {
   text: string;
   html: string;
   lines(): string[];
-  /** cheerio root, parsed once on first use. */
-  dom(): import('cheerio').CheerioAPI;
+  /** The contract's `doc` helpers (src/sandbox/contract.ts), parsed once on first use. */
+  doc(): import('../../sandbox/contract.js').DocHelpers;
 }
 
 /** What the pipeline's scoring step takes alongside LLM-written candidates. */
