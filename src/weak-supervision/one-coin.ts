@@ -187,15 +187,19 @@ export function errorCorrelations(enc: EncodedVotes, post: Float64Array, q: numb
  * believing them, and then the posteriors no longer show them being wrong together. The figure is
  * 1 - observed / expected disagreement; its evidence, the expected number of disagreements.
  */
-export function agreementCorrelations(stats: PairStats, accuracies: readonly number[], q: number, minOverlap: number): Correlation[] {
+export function agreementCorrelations(stats: PairStats, accuracies: readonly number[], q: number, minOverlap: number, sampleScores?: readonly number[]): Correlation[] {
   const F = stats.functions;
   const out: Correlation[] = [];
   for (let f = 0; f < F; f++) {
     for (let g = f + 1; g < F; g++) {
       const observed = agreementRate(stats, f, g, minOverlap);
       if (Number.isNaN(observed)) continue;
-      const af = tripletAccuracy(stats, f, g, accuracies, q, minOverlap);
-      const ag = tripletAccuracy(stats, g, f, accuracies, q, minOverlap);
+      // Sample scores are measured apart from these votes, so they cannot be swayed by the pair itself.
+      // A sample score is measured apart from these votes, so it cannot be inflated by the pair itself; the
+      // higher of the two estimates is used, so that a low or noisy sample score alone never makes a pair of
+      // good functions look like copies.
+      const af = Math.max(tripletAccuracy(stats, f, g, accuracies, q, minOverlap), sampleScores ? clampAccuracy(sampleScores[f]) : 0);
+      const ag = Math.max(tripletAccuracy(stats, g, f, accuracies, q, minOverlap), sampleScores ? clampAccuracy(sampleScores[g]) : 0);
       if (Number.isNaN(af) || Number.isNaN(ag)) continue;
       const expected = 1 - (af * ag + (1 - af) * (1 - ag) * q);
       if (expected <= 0) continue;
@@ -204,6 +208,18 @@ export function agreementCorrelations(stats: PairStats, accuracies: readonly num
     }
   }
   return out;
+}
+
+/**
+ * Three or more functions that all agree with one another can look like copies to the agreement figure, yet
+ * are far more often simply all right: there is one true value to agree on. Pairs inside such a bloc are not
+ * treated as copies before EM (the posterior-based figure still catches a bloc that is wrong together).
+ */
+function withoutBlocs(pairs: Correlation[]): Correlation[] {
+  const linked = new Set(pairs.map((c) => `${c.f},${c.g}`));
+  const has = (a: number, b: number) => linked.has(a < b ? `${a},${b}` : `${b},${a}`);
+  const members = [...new Set(pairs.flatMap((c) => [c.f, c.g]))];
+  return pairs.filter((c) => !members.some((h) => h !== c.f && h !== c.g && has(c.f, h) && has(c.g, h)));
 }
 
 /** Keeps, per pair, the stronger of two correlation estimates that have enough evidence. */
@@ -243,11 +259,16 @@ export function createOneCoinModel(options: Partial<OneCoinOptions> = {}): Label
       // Triplet estimates start EM near the answer, which both saves iterations and steers clear of the
       // degenerate fixed point where every function is called wrong.
       const stats = pairStats(enc);
-      const start = tripletAccuracies(stats, 20, fallback);
+      const triplets = tripletAccuracies(stats, 20, fallback);
+      const start = triplets;
       const post = new Float64Array(enc.documents * F);
       // The figure from raw agreement is noisier (triplets through weak partners), so only near-copies are
       // taken from it; milder shared mistakes are left for the posterior-based figure after EM.
-      const before = agreementCorrelations(stats, start.accuracies, start.q, 20).filter((c) => c.errorCorrelation >= opts.copyCorrelation);
+      const before = withoutBlocs(
+        agreementCorrelations(stats, triplets.accuracies, triplets.q, 20, input.priors).filter(
+          (c) => c.errorCorrelation >= opts.copyCorrelation && c.evidence >= opts.minCorrelationEvidence,
+        ),
+      );
       let correlations = strongest(before, [], opts.minCorrelationEvidence);
       let { weights, pairs } = correlationWeights(F, correlations, opts);
       let state: EmState = { accuracies: start.accuracies, q: start.q, iterations: 0 };
