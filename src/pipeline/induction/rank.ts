@@ -44,14 +44,18 @@ export function rankRules(
   return ranked;
 }
 
-/** Best first, one rule per distinct behaviour on the labelled documents. */
+/**
+ * Best first, one rule per distinct behaviour on the labelled documents and generator: rules of different
+ * kinds that agree on the labels can still disagree on unseen pages, which is what the label model needs.
+ */
 export function selectRules(ranked: RankedRule[], maxCandidates: number, minScore: number): RankedRule[] {
   const seen = new Set<string>();
   const picked: RankedRule[] = [];
   for (const r of ranked) {
     if (picked.length >= maxCandidates || r.looScore < minScore) break;
-    if (seen.has(r.signature)) continue;
-    seen.add(r.signature);
+    const key = `${r.rule.generator}\u0000${r.signature}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     picked.push(r);
   }
   return picked;

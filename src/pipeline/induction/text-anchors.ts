@@ -226,7 +226,8 @@ export function labelsNear(doc: PreparedDocument, values: string[]): string[] {
   const lines = doc.lines();
   const out = new Set<string>();
   for (const span of valueSpans(lines, values)) {
-    const prefix = lines[span.line].slice(0, span.start).trim();
+    // Cell separators of the text rendering (" | ") and trailing colons are not part of a label.
+    const prefix = lines[span.line].slice(0, span.start).replace(/[\s|:\-–]+$/, '').trim();
     if (prefix && prefix.length <= 40) out.add(prefix);
     if (!prefix) {
       let j = span.line - 1;
