@@ -33,7 +33,8 @@ export function resultTableName(corpusName: string, corpusId: number): string {
 export function inferType(values: readonly (string | null)[]): AttributeType {
   const present = values.filter((v): v is string => v !== null && v.trim() !== '');
   if (present.length === 0) return 'text';
-  if (present.every((v) => /^[+-]?\d{1,15}$/.test(v.trim().replace(/,/g, '')))) return 'integer';
+  // Long digit strings and leading zeros are identifiers (ISBN, ZIP codes), not quantities: they stay text.
+  if (present.every((v) => /^[+-]?(0|[1-9]\d{0,9})$/.test(v.trim().replace(/,(?=\d{3})/g, '')))) return 'integer';
   if (present.every((v) => /^[+-]?(\d[\d,]*)?\.?\d+$/.test(v.trim()))) return 'real';
   if (present.every((v) => canonicalDate(v) !== null && !/^\d{4}$/.test(v.trim()))) return 'date';
   return 'text';

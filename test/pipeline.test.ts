@@ -1,0 +1,166 @@
+/**
+ * The extraction pipeline on real SWDE pages, against the fake OpenAI server over real HTTP, with the real
+ * sandbox and label model: bad functions, a wrong silver label and malformed answers must not reach the table.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from '../src/store/database.js';
+import { loadSettings } from '../src/config.js';
+import { parseHtml } from '../src/ingest/html.js';
+import { chunkText } from '../src/ingest/chunk.js';
+import { insertDocument } from '../src/store/documents.js';
+import { createSandbox } from '../src/sandbox/index.js';
+import { labelModel } from '../src/weak-supervision/index.js';
+import type { LlmProvider } from '../src/llm/types.js';
+import type { Sandbox } from '../src/sandbox/types.js';
+import { memoryJobContext, runExtraction, type ExtractDeps } from '../src/pipeline/extract-job.js';
+import { evaluateTable } from '../src/pipeline/eval.js';
+import { runQuery } from '../src/pipeline/query.js';
+import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
+import { BAD, scriptModel, swdeDir, swdeGold } from './pipeline-script.js';
+
+const PAGES = 36;
+const ATTRS = ['title', 'author', 'isbn_13', 'publisher', 'publication_date'];
+
+/** Minimal OpenAI-compatible provider over real HTTP (the composed src/llm provider replaces it when present). */
+function httpProvider(url: string): LlmProvider {
+  const client = new OpenAI({ baseURL: url, apiKey: 'test', maxRetries: 0 });
+  return {
+    name: 'test-openai',
+    async complete(req) {
+      const t0 = Date.now();
+      const r = await client.chat.completions.create({
+        model: 'fake-model',
+        messages: req.messages,
+        temperature: req.temperature,
+        n: req.n,
+        max_tokens: req.maxTokens,
+        seed: req.seed,
+        ...(req.jsonMode ? { response_format: { type: 'json_object' as const } } : {}),
+      });
+      return {
+        texts: r.choices.map((c) => c.message.content ?? ''),
+        usage: { promptTokens: r.usage?.prompt_tokens ?? 0, completionTokens: r.usage?.completion_tokens ?? 0 },
+        model: r.model,
+        latencyMs: Date.now() - t0,
+        cached: false,
+      };
+    },
+  };
+}
+
+let fake: FakeOpenAI;
+let db: Db;
+let dir: string;
+let sandbox: Sandbox;
+let corpusId: number;
+let deps: ExtractDeps;
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+  scriptModel(fake, { wrongPublisherPages: ['0003', '0012', '0021'], malformedIsbnPages: ['0003', '0030'] });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-pipeline-'));
+  db = openDatabase(path.join(dir, 'e.db'));
+  corpusId = Number(db.prepare("INSERT INTO corpora (name) VALUES ('christian books')").run().lastInsertRowid);
+  for (let i = 0; i < PAGES; i++) {
+    const name = `${String(i).padStart(4, '0')}.htm`;
+    const raw = fs.readFileSync(path.join(swdeDir, 'pages', name));
+    const parsed = parseHtml(raw);
+    insertDocument(db, {
+      corpusId, filename: name, contentHash: createHash('sha256').update(raw).digest('hex'), kind: 'html', raw,
+      text: parsed.text, structure: { title: parsed.title }, chunks: chunkText(parsed.text, 3000),
+    });
+  }
+  const settings = loadSettings({ databasePath: path.join(dir, 'e.db') });
+  settings.sandbox = { ...settings.sandbox, callTimeoutMs: 250, workers: 2 };
+  sandbox = createSandbox(settings.sandbox);
+  deps = { db, llm: httpProvider(fake.url), sandbox, labelModel: labelModel('one-coin'), settings };
+});
+
+afterAll(async () => {
+  await sandbox?.close();
+  await fake?.close();
+  db?.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('closed extraction on SWDE pages', () => {
+  let result: Awaited<ReturnType<typeof runExtraction>>;
+  const ctx = memoryJobContext({ jobId: 1 });
+
+  it('builds a typed table that is right where the good functions agree', async () => {
+    result = await runExtraction(deps, { corpusId, mode: 'closed', attributes: ATTRS.map((name) => ({ name })), candidates: 12 }, ctx);
+    expect(result.rows).toBe(PAGES);
+    expect(result.attributes.map((a) => a.name)).toEqual(ATTRS);
+    for (const a of result.attributes) {
+      expect(a.kept).toBeGreaterThanOrEqual(2);
+      expect(a.candidates).toBeGreaterThan(a.kept);
+    }
+    // Broken and hanging candidates never survive scoring.
+    const selected = db.prepare('SELECT source FROM functions WHERE selected = 1').pluck().all() as string[];
+    for (const bad of [BAD.throwing, BAD.hanging, BAD.syntax]) expect(selected).not.toContain(bad);
+
+    const rows = db.prepare(`SELECT d.filename, t.* FROM "${result.table}" t JOIN documents d ON d.id = t._document_id ORDER BY d.filename`).all() as Record<string, unknown>[];
+    for (const r of rows) {
+      const page = String(r.filename).slice(0, 4);
+      expect(r.isbn_13).toBe(swdeGold.get('isbn_13')!.get(page)![0]);
+      // Pages whose silver publisher was wrong still get the value the functions agree on.
+      expect(r.publisher).toBe(swdeGold.get('publisher')!.get(page)![0]);
+    }
+    const types = Object.fromEntries(result.attributes.map((a) => [a.name, a.type]));
+    expect(types.isbn_13).toBe('text'); // an identifier, not a quantity
+    expect(types.publication_date).toBe('integer');
+    expect(types.title).toBe('text');
+
+    const report = evaluateTable(db, corpusId, swdeGold);
+    for (const a of report.attributes) expect(a.f1, a.gold).toBeGreaterThan(0.9);
+  });
+
+  it('records provenance spans that point at the value in documents.text', () => {
+    const prov = db
+      .prepare(`SELECT p.value, p.span_start, p.span_end, p.functions, p.origin, p.confidence, d.text FROM "${result.provenanceTable}" p JOIN documents d ON d.id = p._document_id`)
+      .all() as { value: string; span_start: number; span_end: number; functions: string; origin: string; confidence: number; text: string }[];
+    expect(prov.length).toBeGreaterThan(PAGES * 4);
+    let withSpan = 0;
+    for (const p of prov) {
+      expect(p.origin).toBe('functions');
+      expect(JSON.parse(p.functions).length).toBeGreaterThanOrEqual(1);
+      expect(p.confidence).toBeGreaterThan(0);
+      if (p.span_start === null) continue;
+      withSpan++;
+      expect(p.text.slice(p.span_start, p.span_end).toLowerCase()).toBe(p.value.split('; ')[0].toLowerCase());
+    }
+    expect(withSpan / prov.length).toBeGreaterThan(0.95);
+  });
+
+  it('resumes from its checkpoints without any new LLM call', async () => {
+    const before = fake.chatRequests.length;
+    const again = await runExtraction(deps, { corpusId, mode: 'closed', attributes: ATTRS.map((name) => ({ name })), candidates: 12 }, ctx);
+    expect(fake.chatRequests.length).toBe(before);
+    expect(again.rows).toBe(PAGES);
+  });
+
+  it('is queryable with SQL', async () => {
+    const q = await runQuery(db, { sql: `SELECT publisher, count(*) AS n FROM "${result.table}" GROUP BY publisher ORDER BY n DESC, publisher LIMIT 3` }, { timeoutMs: 5000, maxRows: 100 });
+    expect(q.columns).toEqual(['publisher', 'n']);
+    expect(q.rows.length).toBeGreaterThan(0);
+  });
+});
+
+describe('open extraction on SWDE pages', () => {
+  it('discovers, merges and checks the schema, then extracts it', async () => {
+    const result = await runExtraction(deps, { corpusId, mode: 'open', candidates: 12 }, memoryJobContext({ jobId: 2 }));
+    const names = result.attributes.map((a) => a.name).sort();
+    // "Authors" merges with author, "vendor" with publisher; attributes with no plausible values are dropped.
+    expect(names).toEqual(['author', 'isbn_13', 'publication_date', 'publisher', 'title']);
+    expect(result.dropped).toEqual(expect.arrayContaining(['availability']));
+    const report = evaluateTable(db, corpusId, swdeGold);
+    expect(report.schema.precision).toBe(1);
+    expect(report.schema.recall).toBe(1);
+    expect(report.meanF1).toBeGreaterThan(0.9);
+  });
+});
