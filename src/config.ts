@@ -118,6 +118,21 @@ export interface Settings {
     /** Share of non-abstaining votes the leading value needs for a document to count as agreed. */
     agreementShare: number;
   };
+  /** Label model that combines the top-k functions' outputs (src/weak-supervision). */
+  labelModel: {
+    /** one-coin (default), triplet, majority or best-single. */
+    name: string;
+    maxIterations: number;
+    tolerance: number;
+    /** Weight of a function's sample score, in documents. */
+    priorStrength: number;
+    /** Error correlation below which two functions count as independent. */
+    correlationFloor: number;
+    /** Error correlation from raw agreement above which two functions are treated as copies. */
+    copyCorrelation: number;
+    /** Expected documents where both of a pair are wrong before their correlation is judged. */
+    minCorrelationEvidence: number;
+  };
 }
 
 export function loadSettings(overrides: Partial<Settings> = {}): Settings {
@@ -193,6 +208,15 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       driftThreshold: envNumber('EVAPORATE_DRIFT_THRESHOLD', 0.15),
       driftMinDocuments: envNumber('EVAPORATE_DRIFT_MIN_DOCUMENTS', 10),
       agreementShare: envNumber('EVAPORATE_AGREEMENT_SHARE', 0.5),
+    },
+    labelModel: {
+      name: envString('EVAPORATE_LABEL_MODEL', 'one-coin'),
+      maxIterations: envNumber('EVAPORATE_LABEL_MAX_ITERATIONS', 50),
+      tolerance: envNumber('EVAPORATE_LABEL_TOLERANCE', 1e-4),
+      priorStrength: envNumber('EVAPORATE_LABEL_PRIOR_STRENGTH', 20),
+      correlationFloor: envNumber('EVAPORATE_LABEL_CORRELATION_FLOOR', 0.25),
+      copyCorrelation: envNumber('EVAPORATE_LABEL_COPY_CORRELATION', 0.6),
+      minCorrelationEvidence: envNumber('EVAPORATE_LABEL_MIN_CORRELATION_EVIDENCE', 10),
     },
   };
   return { ...base, ...overrides };

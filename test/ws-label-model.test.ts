@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CORRELATED, EQUAL, TOP10, WIDE, chosenAccuracy, generate } from '../fixtures/ws/synthetic.js';
+import { CORRELATED, EQUAL, SAME_MISTAKE, TOP10, WIDE, chosenAccuracy, generate } from '../fixtures/ws/synthetic.js';
 import { EvaporateError } from '../src/errors.js';
-import { bestSingle, labelModel, majorityVote, oneCoin, tripletModel } from '../src/weak-supervision/index.js';
+import { loadSettings } from '../src/config.js';
+import { bestSingle, labelModel, labelModelFromSettings, majorityVote, oneCoin, tripletModel } from '../src/weak-supervision/index.js';
 
 const DOCS = 2000;
 const maxError = (estimated: number[], truth: number[]) => Math.max(...estimated.map((a, f) => Math.abs(a - truth[f])));
@@ -51,6 +52,28 @@ describe('one-coin label model on synthetic functions with known accuracies', ()
     expect(accurateWins).toBe(contested);
     // Majority vote counts the copies twice; the label model should not.
     expect(oneCoinAccuracy).toBeGreaterThan(majorityAccuracy + 0.03);
+  });
+
+  it('down-weights functions that are independent when right but wrong in the same way', () => {
+    const { data, weights, prediction, oneCoinAccuracy, majorityAccuracy } = compare(SAME_MISTAKE, 3);
+    expect(maxError(weights.accuracies, data.accuracies)).toBeLessThan(0.05);
+    const voteWeights = weights.extra?.voteWeights as number[];
+    // Sharing only mistakes is a weaker tie than being copies, so the down-weighting is milder than 1/2.
+    expect(voteWeights[1]).toBeLessThan(0.8);
+    expect(voteWeights[2]).toBeLessThan(0.8);
+    expect(Math.min(voteWeights[0], ...voteWeights.slice(3))).toBe(1);
+    let contested = 0;
+    let accurateWins = 0;
+    for (let d = 0; d < DOCS; d++) {
+      const [a, p1, p2, ...rest] = data.votes[d];
+      if (a !== null && p1 !== null && p1 === p2 && a !== p1 && rest.every((v) => v === null)) {
+        contested++;
+        if (prediction.values[d] === a) accurateWins++;
+      }
+    }
+    expect(contested).toBeGreaterThan(20);
+    expect(accurateWins).toBe(contested);
+    expect(oneCoinAccuracy).toBeGreaterThanOrEqual(majorityAccuracy);
   });
 
   it('without the copy handling, the same pair would outvote the accurate function', () => {
@@ -151,6 +174,14 @@ describe('label model edge cases', () => {
     expect(code(() => oneCoin.predict(w, [['a', 'b', 'c']]))).toBe('invalid_label_input');
     expect(code(() => majorityVote.predict(w, [['a', 'b']]))).toBe('invalid_label_input');
     expect(code(() => labelModel('snorkel'))).toBe('unknown_label_model');
+  });
+
+  it('builds the configured model from settings', () => {
+    const settings = loadSettings();
+    const model = labelModelFromSettings({ ...settings.labelModel, name: 'one-coin' });
+    const data = generate(WIDE, 300, 9);
+    expect(model.predict(model.fit({ votes: data.votes }), data.votes)).toEqual(oneCoin.predict(oneCoin.fit({ votes: data.votes }), data.votes));
+    expect(labelModelFromSettings({ ...settings.labelModel, name: 'majority' }).name).toBe('majority');
   });
 
   it('fits an empty corpus without failing', () => {

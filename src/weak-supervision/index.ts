@@ -24,6 +24,12 @@ export function labelModel(name: string, options?: Partial<OneCoinOptions>): Lab
   }
 }
 
+/** The model a settings block names (config.ts `labelModel`), with its tuning applied. */
+export function labelModelFromSettings(settings: { name: string } & Partial<OneCoinOptions>): LabelModel {
+  const { name, ...options } = settings;
+  return labelModel(name, options);
+}
+
 export { bestSingle, majorityVote, oneCoin, tripletModel, createOneCoinModel };
 export type { OneCoinOptions };
 export * from './types.js';
