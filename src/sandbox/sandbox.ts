@@ -57,13 +57,17 @@ function encodeStore(documents: SandboxDocument[]): Store {
   return { buffer, offsets, ids: documents.map((d) => String(d.id)), hasHtml };
 }
 
-/** `import` is the one syntax that reaches the host's module loader from inside a context; no extractor needs it. */
-const IMPORT_TOKEN = /(^|[^\w$.])import\s*(\(|\.)/;
+/**
+ * `import(...)` is the one syntax that reaches the host's module loader (and a host-realm error object) from
+ * inside a context. Comments may sit between `import` and `(`, so any standalone `import` word is refused;
+ * only property access (`x.import`) is let through.
+ */
+const IMPORT_TOKEN = /(^|[^\w$.])import(?![\w$])/;
 
 function staticRejection(fn: ExtractionFunction, maxSourceChars: number): string | null {
   if (typeof fn.source !== 'string') return 'the source is not a string';
   if (fn.source.length > maxSourceChars) return `the source has ${fn.source.length} characters; the limit is ${maxSourceChars}`;
-  if (IMPORT_TOKEN.test(fn.source)) return 'import() is not available to extraction functions';
+  if (IMPORT_TOKEN.test(fn.source)) return 'the word import is not allowed in extraction functions (modules are not available)';
   return null;
 }
 
@@ -73,7 +77,20 @@ interface Running {
   lastSeq: number;
   since: number;
   limitMs: number;
+  /** Set when the memory guard, not the clock, stopped this batch. */
+  overMemory?: boolean;
 }
+
+/**
+ * V8 aborts the whole process, not just the worker, when one allocation overshoots a worker's heap limit by
+ * more than a few MB (e.g. new Array(2 ** 25).fill(1.5) under a 64 MB limit). So the hard per-worker heap
+ * limit sits far above any single allocation (V8 caps those near 1 GB), and the configured memory cap is
+ * enforced by the watchdog from the process's memory growth instead.
+ */
+const HARD_HEAP_MB = 3072;
+const MIN_MEMORY_BLAME_MS = 30;
+const MEMORY_COOLDOWN_MS = 300;
+const MEMORY_SLACK_MB = 256;
 
 export function createSandbox(settings: SandboxSettings): Sandbox & { run(functions: ExtractionFunction[], documents: SandboxDocument[], options?: SandboxRunOptions): Promise<CallOutcome[][]> } {
   const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -86,7 +103,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
     idleTimeout: 60_000,
     workerData: { domSource: domRealmSource() },
     // Heap cap per worker: an allocation bomb kills that worker, not the process.
-    resourceLimits: { maxOldGenerationSizeMb: settings.memoryLimitMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
+    resourceLimits: { maxOldGenerationSizeMb: Math.max(HARD_HEAP_MB, settings.memoryLimitMb * 4), maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     // Workers share nothing with the host process environment.
     env: {},
   });
@@ -96,8 +113,45 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
   let watchdog: NodeJS.Timeout | undefined;
   let closed = false;
 
+  // Memory held outside the main thread's own heap (the workers, mostly), at its lowest seen: the baseline
+  // that a running call's growth is measured against.
+  let baseline = Infinity;
+  let cooldownUntil = 0;
+  let rebase = false;
+  const workerMemory = () => {
+    const m = process.memoryUsage();
+    return m.rss - m.heapTotal - m.external;
+  };
+  // Growth allowed before the guard steps in: each worker's cap, plus room for a replacement worker starting up.
+  const memoryBudget = (settings.memoryLimitMb * threads + MEMORY_SLACK_MB) * 1024 * 1024;
+  const settle = () => {
+    cooldownUntil = Date.now() + MEMORY_COOLDOWN_MS;
+  };
   const tick = () => {
     const now = Date.now();
+    const used = workerMemory();
+    if (now < cooldownUntil) {
+      // A stopped worker's memory takes a moment to go back; measure growth afresh once it has.
+      rebase = true;
+    } else if (rebase) {
+      rebase = false;
+      baseline = used;
+    } else {
+      baseline = Math.min(baseline, used);
+      if (used - baseline > memoryBudget) {
+        // Blame the call that has been running longest: allocating past the cap takes far longer than any normal call.
+        let culprit: Running | undefined;
+        for (const r of running) {
+          if (Atomics.load(r.progress, 1) !== 0 && now - r.since >= MIN_MEMORY_BLAME_MS && (!culprit || r.since < culprit.since)) culprit = r;
+        }
+        if (culprit) {
+          culprit.overMemory = true;
+          culprit.controller.abort();
+          running.delete(culprit);
+          settle();
+        }
+      }
+    }
     for (const r of running) {
       const seq = Atomics.load(r.progress, 0);
       if (seq !== r.lastSeq) {
@@ -137,7 +191,8 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
       const watch: Running = { progress, controller, lastSeq: 0, since: Date.now(), limitMs: timeoutMs };
       running.add(watch);
       if (!watchdog) {
-        watchdog = setInterval(tick, Math.max(5, Math.min(50, Math.floor(timeoutMs / 5))));
+        baseline = Math.min(baseline, workerMemory());
+        watchdog = setInterval(tick, Math.max(5, Math.min(20, Math.floor(timeoutMs / 5))));
         watchdog.unref();
       }
       try {
@@ -169,12 +224,13 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
       } catch (error) {
         running.delete(watch);
         if (closed) throw error;
+        settle();
         // The worker is gone (terminated by the watchdog or killed by its heap cap); blame the call it was in.
         const phase = Atomics.load(progress, 1);
         const f = Atomics.load(progress, 2);
         const d = Atomics.load(progress, 3);
         const aborted = controller.signal.aborted;
-        const code: SandboxErrorCode = aborted ? 'timeout' : isOutOfMemory(error) ? 'memory' : 'runtime';
+        const code: SandboxErrorCode = watch.overMemory || isOutOfMemory(error) ? 'memory' : aborted ? 'timeout' : 'runtime';
         const what =
           code === 'timeout'
             ? `ran longer than ${timeoutMs} ms and was stopped`

@@ -13,6 +13,14 @@ const SKIP = new Set(['script', 'style', 'noscript', 'template', 'head']);
 const isElement = (n) => n.type === 'tag' || n.type === 'script' || n.type === 'style';
 const collapse = (s) => s.replace(/\s+/g, ' ').trim();
 const freeze = Object.freeze;
+// Freezes an object, its methods and its accessors, so no function can hang state on a shared helper.
+const freezeDeep = (o) => {
+  for (const key of Reflect.ownKeys(o)) {
+    const d = Reflect.getOwnPropertyDescriptor(o, key);
+    for (const part of [d.value, d.get, d.set]) if (typeof part === 'function') freeze(part);
+  }
+  return freeze(o);
+};
 const EMPTY = freeze([]);
 
 function rawText(node, out) {
@@ -129,7 +137,7 @@ function makeDocument(id, text, html) {
     findText: (pattern) => (html ? wrapAll(innermost(matcher(pattern, false))) : EMPTY),
   };
   docs = { wrap, textOf, nextElement, selectIn, html: () => html };
-  return freeze(api);
+  return freezeDeep(api);
 }
 
 // Facade -> [parsed node, its document's helpers]; not reachable from user code.
@@ -162,6 +170,6 @@ Object.defineProperties(NodeProto, {
   },
   select: { value(selector) { const [n, d] = facadeDoc(this); return d.selectIn(selector, n); } },
 });
-freeze(NodeProto);
+freezeDeep(NodeProto);
 
 globalThis.__evaporateMakeDoc = (id, text, html) => makeDocument(String(id), String(text), String(html ?? ''));
