@@ -22,6 +22,11 @@ export interface CompletionRequest {
   n?: number;
   /** Ask for a JSON object response where the endpoint supports it. */
   jsonMode?: boolean;
+  /**
+   * Sampling seed, sent where the endpoint supports it. Also part of the cache key: callers that want
+   * fresh samples for an otherwise identical request vary the seed instead of bypassing the cache.
+   */
+  seed?: number;
 }
 
 export interface TokenUsage {

@@ -1,0 +1,26 @@
+/**
+ * Worst-case size of a request before it is sent: what budgets and the tokens-per-minute limiter
+ * reserve. Prompt tokens are counted with the model family's tokenizer plus the chat framing overhead;
+ * completion tokens are max_tokens for each of the n candidates.
+ */
+import { countTokens, encodingForModel } from './tokens.js';
+import type { CompletionRequest, TokenUsage } from './types.js';
+
+// Chat formats wrap each message in a few special tokens, and the reply is primed with a few more.
+const PER_MESSAGE_OVERHEAD = 4;
+const REPLY_PRIMING = 3;
+
+export function estimatePromptTokens(request: CompletionRequest): number {
+  const encoding = encodingForModel(request.model);
+  let total = REPLY_PRIMING;
+  for (const m of request.messages) total += PER_MESSAGE_OVERHEAD + countTokens(m.content, encoding);
+  return total;
+}
+
+export function worstCaseUsage(request: CompletionRequest, defaultMaxTokens: number): TokenUsage {
+  const n = Math.max(1, request.n ?? 1);
+  return {
+    promptTokens: estimatePromptTokens(request),
+    completionTokens: (request.maxTokens ?? defaultMaxTokens) * n,
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * The ledger: one llm_usage row per logical call (cache hits at zero cost, failures with their code),
+ * and the per-job totals that jobs, the REST API and budgets read.
+ */
+import type { Db } from '../store/database.js';
+import { isEvaporateError } from '../errors.js';
+import { costOf, type PriceTable } from './pricing.js';
+import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
+
+export interface UsageRow {
+  jobId: number | undefined;
+  requestHash?: string;
+  provider: string;
+  model: string;
+  role?: string;
+  cached: boolean;
+  candidates: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  latencyMs: number;
+  status: 'ok' | 'error';
+  errorCode?: string;
+}
+
+export interface UsageTotals {
+  calls: number;
+  cacheHits: number;
+  errors: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  costUsd: number;
+  latencyMs: number;
+}
+
+export interface ModelUsage extends UsageTotals {
+  model: string;
+}
+
+export class Ledger {
+  private readonly insert;
+  private readonly totals;
+  private readonly byModel;
+
+  constructor(readonly db: Db) {
+    this.insert = db.prepare(
+      `INSERT INTO llm_usage (job_id, request_hash, provider, model, role, cached, candidates, prompt_tokens,
+         completion_tokens, cost_usd, latency_ms, status, error_code)
+       VALUES (@jobId, @requestHash, @provider, @model, @role, @cached, @candidates, @promptTokens,
+         @completionTokens, @costUsd, @latencyMs, @status, @errorCode)`,
+    );
+    const select = `SELECT count(*) AS calls, coalesce(sum(cached), 0) AS cacheHits,
+        coalesce(sum(status = 'error'), 0) AS errors, coalesce(sum(prompt_tokens), 0) AS promptTokens,
+        coalesce(sum(completion_tokens), 0) AS completionTokens, coalesce(sum(cost_usd), 0) AS costUsd,
+        coalesce(sum(latency_ms), 0) AS latencyMs`;
+    this.totals = db.prepare(`${select} FROM llm_usage WHERE job_id IS @jobId`);
+    this.byModel = db.prepare(`${select}, model FROM llm_usage WHERE job_id IS @jobId GROUP BY model ORDER BY model`);
+  }
+
+  record(row: UsageRow): void {
+    this.insert.run({
+      jobId: row.jobId ?? null,
+      requestHash: row.requestHash ?? null,
+      provider: row.provider,
+      model: row.model,
+      role: row.role ?? null,
+      cached: row.cached ? 1 : 0,
+      candidates: row.candidates,
+      promptTokens: row.promptTokens,
+      completionTokens: row.completionTokens,
+      costUsd: row.costUsd,
+      latencyMs: Math.round(row.latencyMs),
+      status: row.status,
+      errorCode: row.errorCode ?? null,
+    });
+  }
+
+  /** Totals for one job (undefined = calls made outside any job). */
+  jobTotals(jobId: number | undefined): UsageTotals {
+    const r = this.totals.get({ jobId: jobId ?? null }) as Omit<UsageTotals, 'totalTokens'>;
+    return { ...r, totalTokens: r.promptTokens + r.completionTokens };
+  }
+
+  jobTotalsByModel(jobId: number | undefined): ModelUsage[] {
+    return (this.byModel.all({ jobId: jobId ?? null }) as Omit<ModelUsage, 'totalTokens'>[]).map((r) => ({
+      ...r,
+      totalTokens: r.promptTokens + r.completionTokens,
+    }));
+  }
+}
+
+/** Per-job totals without building a provider stack (for the REST API and CLI). */
+export function jobLlmUsage(db: Db, jobId: number): UsageTotals & { byModel: ModelUsage[] } {
+  const ledger = new Ledger(db);
+  return { ...ledger.jobTotals(jobId), byModel: ledger.jobTotalsByModel(jobId) };
+}
+
+/**
+ * Records every call that reaches the provider, successful or not. Sits inside the budget check so a
+ * call's real cost is in the ledger before its budget reservation is released.
+ */
+export function withLedger(inner: LlmProvider, ledger: Ledger, prices: PriceTable): LlmProvider {
+  return {
+    name: inner.name,
+    async complete(request: CompletionRequest, context: CallContext = {}): Promise<CompletionResult> {
+      const started = performance.now();
+      const base = {
+        jobId: context.jobId,
+        provider: inner.name,
+        role: request.role,
+        candidates: Math.max(1, request.n ?? 1),
+        requestHash: hashOf(context),
+      };
+      try {
+        const result = await inner.complete(request, context);
+        ledger.record({
+          ...base,
+          model: result.model,
+          cached: result.cached,
+          promptTokens: result.cached ? 0 : result.usage.promptTokens,
+          completionTokens: result.cached ? 0 : result.usage.completionTokens,
+          costUsd: result.cached ? 0 : costOf(prices, request.model ?? result.model, result.usage),
+          latencyMs: result.latencyMs,
+          status: 'ok',
+        });
+        return result;
+      } catch (err) {
+        ledger.record({
+          ...base,
+          model: request.model ?? '',
+          cached: false,
+          promptTokens: 0,
+          completionTokens: 0,
+          costUsd: 0,
+          latencyMs: performance.now() - started,
+          status: 'error',
+          errorCode: isEvaporateError(err) ? err.code : 'llm_error',
+        });
+        throw err;
+      }
+    },
+  };
+}
+
+/** The cache passes the request hash down so ledger rows can be joined with llm_calls. */
+const HASH = Symbol('requestHash');
+export type HashedContext = CallContext & { [HASH]?: string };
+export function withHash(context: CallContext, hash: string): CallContext {
+  return { ...context, [HASH]: hash } as HashedContext;
+}
+function hashOf(context: CallContext): string | undefined {
+  return (context as HashedContext)[HASH];
+}

@@ -1,0 +1,115 @@
+/**
+ * LlmProvider over the official `openai` client, for any OpenAI-compatible endpoint (OpenAI, vLLM,
+ * llama.cpp server, Ollama). The client's own retries are off: the retry wrapper is the only one, so
+ * attempts are counted, budgeted and backed off in one place. Errors become LlmErrors that say whether
+ * a retry can help and how long the server asked us to wait.
+ */
+import OpenAI from 'openai';
+import { LlmError, abortedError } from './errors.js';
+import { countTokens, encodingForModel } from './tokens.js';
+import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
+
+export interface OpenAiProviderOptions {
+  baseURL?: string;
+  apiKey?: string;
+  /** Model used when a request names none (the composed stack normally resolves it by role). */
+  defaultModel?: string;
+  /** Sent as max_tokens when a request sets none. */
+  defaultMaxTokens: number;
+  /** A backstop only; the timeout wrapper aborts calls much earlier. */
+  clientTimeoutMs?: number;
+}
+
+// Reasoning models reject max_tokens and want max_completion_tokens; most self-hosted servers want max_tokens.
+const USES_MAX_COMPLETION_TOKENS = /^(o\d|gpt-5)/i;
+
+export class OpenAiProvider implements LlmProvider {
+  readonly name = 'openai';
+  private readonly client: OpenAI;
+
+  constructor(private readonly options: OpenAiProviderOptions) {
+    this.client = new OpenAI({
+      baseURL: options.baseURL,
+      // Local endpoints accept any key, but the client insists on one.
+      apiKey: options.apiKey ?? 'not-needed',
+      maxRetries: 0,
+      timeout: options.clientTimeoutMs ?? 10 * 60_000,
+    });
+  }
+
+  async complete(request: CompletionRequest, context: CallContext = {}): Promise<CompletionResult> {
+    const model = request.model ?? this.options.defaultModel;
+    if (!model) throw new LlmError('llm_no_model', 'No model was named for this call.', 500, false);
+    const maxTokens = request.maxTokens ?? this.options.defaultMaxTokens;
+    const body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
+      model,
+      messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+      ...(USES_MAX_COMPLETION_TOKENS.test(model) ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens }),
+      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+      ...(request.stop && request.stop.length > 0 ? { stop: request.stop } : {}),
+      ...(request.n !== undefined && request.n !== 1 ? { n: request.n } : {}),
+      ...(request.seed !== undefined ? { seed: request.seed } : {}),
+      ...(request.jsonMode ? { response_format: { type: 'json_object' as const } } : {}),
+    };
+    const started = performance.now();
+    let response: OpenAI.Chat.ChatCompletion;
+    try {
+      response = await this.client.chat.completions.create(body, { signal: context.signal });
+    } catch (err) {
+      throw toLlmError(err, context.signal);
+    }
+    const latencyMs = Math.round(performance.now() - started);
+    if (!response || !Array.isArray(response.choices) || response.choices.length === 0) {
+      throw new LlmError('llm_bad_response', 'The model endpoint answered without any choices.', 502, true);
+    }
+    const texts = [...response.choices].sort((a, b) => a.index - b.index).map((c) => c.message?.content ?? '');
+    // Some servers omit usage; count it ourselves so the ledger and budgets stay honest.
+    const encoding = encodingForModel(model);
+    const usage = response.usage
+      ? { promptTokens: response.usage.prompt_tokens ?? 0, completionTokens: response.usage.completion_tokens ?? 0 }
+      : {
+          promptTokens: request.messages.reduce((s, m) => s + countTokens(m.content, encoding) + 4, 3),
+          completionTokens: texts.reduce((s, t) => s + countTokens(t, encoding), 0),
+        };
+    return { texts, usage, model: response.model || model, latencyMs, cached: false };
+  }
+}
+
+function retryAfterMs(headers: Headers | undefined): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const value = headers.get('retry-after');
+  if (!value) return undefined;
+  if (Number.isFinite(Number(value))) return Math.max(0, Number(value) * 1000);
+  const date = Date.parse(value); // the HTTP-date form
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+export function toLlmError(err: unknown, signal?: AbortSignal): LlmError {
+  if (err instanceof LlmError) return err;
+  if (err instanceof OpenAI.APIUserAbortError || signal?.aborted) return abortedError();
+  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+    return new LlmError('llm_timeout', 'The model endpoint did not answer in time.', 504, true);
+  }
+  if (err instanceof OpenAI.APIConnectionError) {
+    return new LlmError('llm_connection_failed', `Could not reach the model endpoint: ${err.message}`, 502, true);
+  }
+  if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
+    const status = err.status;
+    const wait = retryAfterMs(err.headers);
+    if (status === 429) {
+      return new LlmError('llm_rate_limited', `The model endpoint is rate limiting us: ${err.message}`, 429, true, wait);
+    }
+    if (status >= 500 || status === 408 || status === 409) {
+      return new LlmError('llm_server_error', `The model endpoint failed (${status}): ${err.message}`, 502, true, wait);
+    }
+    if (status === 401 || status === 403) {
+      return new LlmError('llm_auth_failed', `The model endpoint refused our credentials (${status}); check OPENAI_API_KEY.`, 502, false);
+    }
+    return new LlmError('llm_request_rejected', `The model endpoint rejected the request (${status}): ${err.message}`, 502, false);
+  }
+  // Typically a body that is not JSON (a flaky proxy, a truncated response): worth another try.
+  const message = err instanceof Error ? err.message : String(err);
+  return new LlmError('llm_bad_response', `The model endpoint sent a response we could not read: ${message}`, 502, true);
+}
