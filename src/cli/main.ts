@@ -9,8 +9,9 @@ import * as ingest from './commands/ingest.js';
 import * as corpora from './commands/corpora.js';
 import * as documents from './commands/documents.js';
 import * as label from './commands/label.js';
+import * as jobs from './commands/jobs.js';
 
-const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label];
+const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs];
 
 const program = new Command();
 program
