@@ -10,7 +10,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=x86-64-v2", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+      "conditions": [["target_arch=='x64'", { "cflags_cc": ["-march=x86-64-v2"] }]],
       "xcode_settings": { "GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3"] }
     }
   ]

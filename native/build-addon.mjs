@@ -1,0 +1,35 @@
+// Builds the native engine during `npm install`. A failed build must never fail the install: the rest of the
+// service works without it, and the local-based provider then reports local_backend_unavailable.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const nativeDir = path.dirname(fileURLToPath(import.meta.url));
+if (process.env.EVAPORATE_SKIP_NATIVE === '1') {
+  console.warn('[evaporate] EVAPORATE_SKIP_NATIVE=1: not building the local BASED engine.');
+  process.exit(0);
+}
+
+function findNodeGyp() {
+  // npm exports its bundled node-gyp to lifecycle scripts; otherwise look beside the running npm / node
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+    '/usr/local/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+  ];
+  return candidates.find((c) => c && fs.existsSync(c));
+}
+
+const gyp = findNodeGyp();
+if (!gyp) {
+  console.warn('[evaporate] node-gyp not found: the local BASED engine is not built (the service works without it).');
+  process.exit(0);
+}
+const jobs = String(Math.max(1, Math.min(4, (await import('node:os')).availableParallelism())));
+const result = spawnSync(process.execPath, [gyp, 'rebuild', '-j', jobs], { cwd: nativeDir, stdio: 'inherit' });
+if (result.status !== 0) {
+  console.warn('[evaporate] Building the local BASED engine failed; the service still works, the local-based provider will be unavailable.');
+}
+process.exit(0);
