@@ -3,30 +3,22 @@
  * functions from them (`evaporate label induce`), through the same store and induction code as the API.
  */
 import type { Command } from 'commander';
-import { loadSettings } from '../../config.js';
-import { isEvaporateError } from '../../errors.js';
+import type { Settings } from '../../config.js';
 import { induceCandidates } from '../../pipeline/induction/index.js';
-import { openDatabase } from '../../store/database.js';
+import type { Db } from '../../store/database.js';
 import { deleteLabels, labelledDocuments, listLabels, setLabels } from '../../store/labels.js';
+import { action, openStore } from '../common.js';
 
-function withDb<T>(dbPath: string | undefined, fn: (db: ReturnType<typeof openDatabase>) => T): T {
-  const settings = loadSettings();
-  const db = openDatabase(dbPath ?? settings.databasePath);
+function withDb(command: Command, fn: (db: Db, settings: Settings) => void): void {
+  const { db, settings } = openStore(command);
   try {
-    return fn(db);
-  } catch (error) {
-    if (isEvaporateError(error)) {
-      console.error(`error (${error.code}): ${error.message}`);
-      process.exitCode = 1;
-      return undefined as T;
-    }
-    throw error;
+    fn(db, settings);
   } finally {
     db.close();
   }
 }
 
-export function registerLabelCommands(program: Command): void {
+export function register(program: Command): void {
   const label = program
     .command('label')
     .description('Label documents by hand: the values become silver labels and teach wrapper induction (no LLM needed).');
@@ -39,18 +31,19 @@ export function registerLabelCommands(program: Command): void {
     .argument('<attribute>', 'attribute name')
     .argument('[values...]', 'one or more values (several for multi-valued attributes)')
     .option('--none', 'record that the document has no value for the attribute')
-    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
-    .action((corpus: string, document: string, attribute: string, values: string[], opts: { none?: boolean; db?: string }) => {
+    .action(
+      action((corpus: string, document: string, attribute: string, values: string[], opts: { none?: boolean }, command: Command) => {
       if (!values.length && !opts.none) {
-        console.error('error (invalid_label): give at least one value, or --none when the document has no value.');
+        console.error('error: give at least one value, or --none when the document has no value. [invalid_label]');
         process.exitCode = 1;
         return;
       }
-      withDb(opts.db, (db) => {
+      withDb(command, (db) => {
         const [saved] = setLabels(db, corpus, [{ document, attribute, values: opts.none ? [] : values }]);
         console.log(`${saved.filename} (#${saved.documentId}) ${saved.attribute} = ${saved.values.length ? saved.values.map((v) => JSON.stringify(v)).join(', ') : '(no value)'}`);
       });
-    });
+    }),
+    );
 
   label
     .command('list')
@@ -58,14 +51,13 @@ export function registerLabelCommands(program: Command): void {
     .argument('<corpus>', 'corpus id or name')
     .option('-a, --attribute <name>', 'only this attribute')
     .option('--json', 'print JSON')
-    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
-    .action((corpus: string, opts: { attribute?: string; json?: boolean; db?: string }) => {
-      withDb(opts.db, (db) => {
+    .action(action((corpus: string, opts: { attribute?: string; json?: boolean }, command: Command) => {
+      withDb(command, (db) => {
         const labels = listLabels(db, corpus, { attribute: opts.attribute });
         if (opts.json) console.log(JSON.stringify(labels, null, 2));
         else for (const l of labels) console.log(`${l.attribute}\t${l.filename} (#${l.documentId})\t${l.values.length ? l.values.join(' | ') : '(no value)'}`);
       });
-    });
+    }));
 
   label
     .command('remove')
@@ -73,10 +65,9 @@ export function registerLabelCommands(program: Command): void {
     .argument('<corpus>', 'corpus id or name')
     .argument('<document>', 'document id or filename')
     .argument('<attribute>', 'attribute name')
-    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
-    .action((corpus: string, document: string, attribute: string, opts: { db?: string }) => {
-      withDb(opts.db, (db) => console.log(`removed ${deleteLabels(db, corpus, document, attribute)} value(s)`));
-    });
+    .action(action((corpus: string, document: string, attribute: string, _opts: unknown, command: Command) => {
+      withDb(command, (db) => console.log(`removed ${deleteLabels(db, corpus, document, attribute)} value(s)`));
+    }));
 
   label
     .command('induce')
@@ -85,10 +76,8 @@ export function registerLabelCommands(program: Command): void {
     .argument('<attribute>', 'attribute name')
     .option('-n, --max <count>', 'most candidates to print', (v) => Number(v))
     .option('--json', 'print JSON')
-    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
-    .action((corpus: string, attribute: string, opts: { max?: number; json?: boolean; db?: string }) => {
-      const settings = loadSettings();
-      withDb(opts.db, (db) => {
+    .action(action((corpus: string, attribute: string, opts: { max?: number; json?: boolean }, command: Command) => {
+      withDb(command, (db, settings) => {
         const docs = labelledDocuments(db, corpus, attribute);
         const { candidates } = induceCandidates(
           attribute,
@@ -99,5 +88,5 @@ export function registerLabelCommands(program: Command): void {
         else if (!candidates.length) console.log(`No rule agrees with the labels of "${attribute}" well enough; label more documents.`);
         else for (const c of candidates) console.log(`// leave-one-out F1 ${c.looScore.toFixed(2)} (${c.generator})\n${c.source}`);
       });
-    });
+    }));
 }
