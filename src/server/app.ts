@@ -16,6 +16,8 @@ import corporaRoutes from './routes/corpora.js';
 import documentsRoutes from './routes/documents.js';
 import jobsRoutes from './routes/jobs.js';
 import labelRoutes from './routes/labels.js';
+import extractionsRoutes from './routes/extractions.js';
+import queryRoutes from './routes/query.js';
 
 export interface AppContext {
   db: Db;
@@ -30,7 +32,7 @@ declare module 'fastify' {
 }
 
 /** Route plugins, one line per area. Each reads its services from `app.ctx`. */
-const routePlugins: FastifyPluginAsync[] = [corporaRoutes, documentsRoutes, labelRoutes, jobsRoutes];
+const routePlugins: FastifyPluginAsync[] = [corporaRoutes, documentsRoutes, labelRoutes, jobsRoutes, extractionsRoutes, queryRoutes];
 
 const loopback = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 

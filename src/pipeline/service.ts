@@ -1,0 +1,92 @@
+/**
+ * What the server and the CLI call to start extractions: request validation, the services the job needs
+ * (composed LLM stack, sandbox pool, label model), and the handler the job runner registers as "extract".
+ */
+import type { Db } from '../store/database.js';
+import type { Settings } from '../config.js';
+import type { LlmProvider } from '../llm/types.js';
+import type { Sandbox } from '../sandbox/types.js';
+import type { JobHandler } from '../jobs/types.js';
+import { createLlm } from '../llm/index.js';
+import { createSandbox } from '../sandbox/index.js';
+import { labelModel } from '../weak-supervision/index.js';
+import { EvaporateError } from '../errors.js';
+import { createExtractHandler, type ExtractDeps, type ExtractParams, type ExtractResult } from './extract-job.js';
+import type { AttributeSpec } from './types.js';
+
+export const EXTRACT_JOB_KIND = 'extract';
+
+export interface ExtractRequest extends Omit<ExtractParams, 'corpusId'> {
+  budget?: { maxTokens?: number; maxUsd?: number };
+}
+
+const TYPES = ['text', 'integer', 'real', 'date'];
+
+/** Checks a request body (REST or CLI) and returns clean job params; every mistake is a 400 with a sentence. */
+export function parseExtractRequest(corpusId: number, body: unknown): { params: ExtractParams; budget?: ExtractRequest['budget'] } {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const bad = (msg: string) => new EvaporateError('invalid_extraction', msg, 400);
+  const mode = b.mode ?? (b.attributes ? 'closed' : 'open');
+  if (mode !== 'open' && mode !== 'closed') throw bad('"mode" must be "open" (discover the attributes) or "closed" (extract the ones you list).');
+  let attributes: AttributeSpec[] | undefined;
+  if (b.attributes !== undefined) {
+    if (!Array.isArray(b.attributes) || b.attributes.length === 0 || b.attributes.length > 100) throw bad('"attributes" must be a list of 1 to 100 attribute names or {name, description, type} objects.');
+    attributes = b.attributes.map((a: unknown) => {
+      const spec = typeof a === 'string' ? { name: a } : (a as Record<string, unknown>);
+      if (!spec || typeof spec.name !== 'string' || !/^[\p{L}\p{N}_ -]{1,64}$/u.test(spec.name.trim())) throw bad(`Attribute names are 1-64 letters, digits, spaces, "_" or "-"; got ${JSON.stringify(a)}.`);
+      if (spec.type !== undefined && !TYPES.includes(String(spec.type))) throw bad(`Attribute type must be one of ${TYPES.join(', ')}.`);
+      if (spec.description !== undefined && (typeof spec.description !== 'string' || spec.description.length > 500)) throw bad('An attribute description is a string of at most 500 characters.');
+      return { name: spec.name.trim(), ...(spec.description ? { description: spec.description as string } : {}), ...(spec.type ? { type: spec.type as AttributeSpec['type'] } : {}) };
+    });
+  }
+  if (mode === 'closed' && !attributes) throw bad('A closed extraction needs "attributes": the names of the columns to extract.');
+  const int = (key: string, min: number, max: number): number | undefined => {
+    const v = b[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`"${key}" must be a whole number from ${min} to ${max}.`);
+    return v;
+  };
+  let budget: ExtractRequest['budget'];
+  if (b.budget !== undefined) {
+    const g = b.budget as Record<string, unknown>;
+    if (!g || typeof g !== 'object') throw bad('"budget" is an object: {"maxTokens": n, "maxUsd": x}.');
+    for (const k of ['maxTokens', 'maxUsd']) if (g[k] !== undefined && (typeof g[k] !== 'number' || (g[k] as number) < 0)) throw bad(`"budget.${k}" must be a non-negative number.`);
+    budget = { maxTokens: g.maxTokens as number | undefined, maxUsd: g.maxUsd as number | undefined };
+  }
+  if (b.fallbackDirect !== undefined && typeof b.fallbackDirect !== 'boolean') throw bad('"fallbackDirect" is true or false.');
+  return {
+    params: {
+      corpusId,
+      mode,
+      ...(attributes ? { attributes } : {}),
+      sampleSize: int('sampleSize', 1, 100),
+      candidates: int('candidates', 1, 200),
+      topK: int('topK', 1, 50),
+      maxAttributes: int('maxAttributes', 1, 100),
+      seed: int('seed', 0, 2 ** 31 - 1),
+      fallbackDirect: b.fallbackDirect as boolean | undefined,
+    },
+    budget,
+  };
+}
+
+export interface PipelineServices extends ExtractDeps {
+  close(): Promise<void>;
+}
+
+/** The job's services from settings and the environment (OPENAI_BASE_URL, EVAPORATE_MODEL...). */
+export function createPipelineServices(db: Db, settings: Settings, overrides: { llm?: LlmProvider; sandbox?: Sandbox } = {}): PipelineServices {
+  const sandbox = overrides.sandbox ?? createSandbox(settings.sandbox);
+  return {
+    db,
+    settings,
+    llm: overrides.llm ?? createLlm({ db, settings }),
+    sandbox,
+    labelModel: labelModel(settings.pipeline.labelModel),
+    close: () => (overrides.sandbox ? Promise.resolve() : sandbox.close()),
+  };
+}
+
+export function extractHandler(deps: ExtractDeps): JobHandler<ExtractParams, ExtractResult> {
+  return createExtractHandler(deps);
+}
