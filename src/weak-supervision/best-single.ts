@@ -13,7 +13,8 @@ export const bestSingle: LabelModel = {
     if (!input.priors) {
       throw new EvaporateError('label_priors_required', 'The best-single-function model needs each function\'s sample score (priors).', 400);
     }
-    let best = 0;
+    // -1: no function at all, every cell stays empty.
+    let best = F > 0 ? 0 : -1;
     for (let f = 1; f < F; f++) if (input.priors[f] > input.priors[best]) best = f;
     return { model: 'best-single', accuracies: [...input.priors], extra: { best } };
   },
@@ -22,11 +23,11 @@ export const bestSingle: LabelModel = {
     const F = weights.accuracies.length;
     checkVotes(votes, F);
     const best = weights.extra?.best;
-    if (typeof best !== 'number' || !Number.isInteger(best) || best < 0 || best >= F) {
+    if (typeof best !== 'number' || !Number.isInteger(best) || best < -1 || best >= F || (best === -1 && F > 0)) {
       throw new EvaporateError('invalid_label_input', 'Best-single weights must name the chosen function.', 400);
     }
-    const values = votes.map((row) => row[best]);
-    const score = weights.accuracies[best];
+    const values = votes.map((row) => (best < 0 ? null : row[best]));
+    const score = best < 0 ? 0 : weights.accuracies[best];
     return { values, posteriors: values.map((v) => (v === null ? 0 : score)) };
   },
 };

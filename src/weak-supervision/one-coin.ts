@@ -11,7 +11,7 @@
  * Fitted weights (accuracies, q, per-function vote weights) are enough to predict on new documents.
  */
 import { checkInput, checkVotes, checkWeights, encodeVotes, type EncodedVotes } from './encode.js';
-import { agreementRate, clampAccuracy, clampCollision, oneCoinDecide, pairStats, tripletAccuracies, tripletAccuracy, type PairStats } from './triplet.js';
+import { agreementRate, clampAccuracy, clampCollision, oneCoinDecide, pairStats, tripletAccuracies, tripletAccuracy, voteFactors, type PairStats } from './triplet.js';
 import type { LabelModel, LabelModelInput, LabelModelWeights, Prediction, Vote } from './types.js';
 
 export interface OneCoinOptions {
@@ -64,9 +64,12 @@ function em(
   const voted = new Float64Array(F);
   const mass = new Float64Array(F);
   let iterations = 0;
+  const score = new Float64Array(F);
   for (let it = 0; it < opts.maxIterations; it++) {
     iterations++;
-    oneCoinDecide(enc, acc, q, weights, post, false);
+    // E-step and M-step sums in one pass over the documents (the same rule as oneCoinDecide, inlined: this
+    // loop is most of the fitting time).
+    const factor = voteFactors(acc, q, weights);
     right.fill(0);
     voted.fill(0);
     let agreeWrong = 0;
@@ -75,15 +78,25 @@ function em(
       const k = counts[d];
       if (k === 0) continue;
       const base = d * F;
-      mass.fill(0, 0, k);
       let total = 0;
+      for (let c = 0; c < k; c++) {
+        score[c] = q;
+        mass[c] = 0;
+      }
       for (let f = 0; f < F; f++) {
         const c = cand[base + f];
         if (c < 0) continue;
-        voted[f]++;
-        right[f] += post[base + c];
+        score[c] *= factor[f];
         mass[c]++;
         total++;
+        voted[f]++;
+      }
+      let z = Math.max(0, 1 - k * q);
+      for (let c = 0; c < k; c++) z += score[c];
+      for (let c = 0; c < k; c++) post[base + c] = score[c] / z;
+      for (let f = 0; f < F; f++) {
+        const c = cand[base + f];
+        if (c >= 0) right[f] += post[base + c];
       }
       // Pairs of voters that are both wrong, and those among them that agree, counted per candidate in O(k):
       // a pair agreeing on c is both wrong unless c is true; a pair split over c, c' unless either is true.
@@ -278,7 +291,7 @@ export function createOneCoinModel(options: Partial<OneCoinOptions> = {}): Label
         iterations += state.iterations;
         correlations = strongest(before, errorCorrelations(enc, post, state.q), opts.minCorrelationEvidence);
         const next = correlationWeights(F, correlations, opts);
-        const changed = next.weights.some((w, f) => Math.abs(w - weights[f]) > 0.01);
+        const changed = next.weights.some((w, f) => Math.abs(w - weights[f]) > 0.02);
         weights = next.weights;
         pairs = next.pairs;
         if (!changed) break;
