@@ -17,7 +17,11 @@ export interface LabelModelInput {
 export interface LabelModelWeights {
   model: string;
   accuracies: number[];
-  /** Model-specific extras (e.g. duplicate-group weights), JSON-serializable. */
+  /**
+   * Model-specific extras, JSON-serializable. one-coin: q (chance two wrong votes coincide), voteWeights (1 =
+   * independent, about 1/k for k copies), correlated (pairs found, with their error correlation), iterations.
+   * triplet: q. majority: priors (tie order). best-single: best (function index, -1 for none).
+   */
   extra?: Record<string, unknown>;
 }
 
