@@ -34,12 +34,16 @@ function decodeEntities(text: string): string {
   });
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /**
  * NFKC folds compatibility forms (full-width digits, ligatures, non-breaking spaces); decomposing and dropping
  * combining marks makes "Café" and "Cafe" compare equal, since pages and LLMs disagree on accents more often
  * than two different values differ only by one.
  */
 function foldUnicode(text: string): string {
+  // Most extracted values are plain ASCII, which every step below leaves unchanged.
+  if (!NON_ASCII.test(text)) return text;
   return text.normalize('NFKD').replace(/\p{M}+/gu, '').normalize('NFKC');
 }
 
@@ -116,13 +120,19 @@ function collapseSpace(text: string): string {
   return text.replace(/\s+/gu, ' ').trim();
 }
 
+const DIGIT = /\d/;
+const FOUR_DIGITS = /\d{4}/;
+
 function normalizeOne(value: string): string {
   const folded = collapseSpace(foldUnicode(decodeEntities(value)).toLowerCase());
   if (folded === '') return '';
-  const date = canonicalDate(folded);
-  if (date !== null) return date;
-  const number = canonicalNumber(folded);
-  if (number !== null) return number;
+  // Dates and numbers need digits (a date, four in a row); most text values skip both parsers.
+  if (DIGIT.test(folded)) {
+    const date = FOUR_DIGITS.test(folded) ? canonicalDate(folded) : null;
+    if (date !== null) return date;
+    const number = canonicalNumber(folded);
+    if (number !== null) return number;
+  }
   return collapseSpace(stripPunctuation(folded));
 }
 
