@@ -64,9 +64,10 @@ async function bestOf<T>(runs: number, fn: () => Promise<T>): Promise<{ seconds:
 
 /** QuickJS compiled to WebAssembly: one runtime per function, text copied in per call. Single thread. */
 async function quickjs(req: NodeRequire, texts: string[]): Promise<number> {
-  const { getQuickJS } = req('quickjs-emscripten') as typeof import('quickjs-emscripten');
+  // Typed loosely on purpose: the package is optional and not a dependency of the project.
+  const { getQuickJS } = req('quickjs-emscripten') as { getQuickJS: () => Promise<any> };
   const QuickJS = await getQuickJS();
-  const contexts = FUNCTIONS.map((f) => {
+  const contexts: { vm: any; fn: any }[] = FUNCTIONS.map((f) => {
     const vm = QuickJS.newContext();
     const fn = vm.unwrapResult(vm.evalCode(`${f.source}\n;extract`));
     return { vm, fn };

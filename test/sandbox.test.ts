@@ -252,7 +252,19 @@ describe('attack suite', () => {
     }
   });
 
-  it('stops top-level code that never finishes', async () => {
-    await attack('for (;;) {}\nfunction extract() { return "x"; }', 'timeout');
+  it('stops top-level code that never finishes, once per job', async () => {
+    await attack('for (;;) {}\nfunction extract() { return "x"; }', 'timeout', DOCS.slice(0, 1));
+    // Several batches: the first to hit it disables the function, the others skip it instead of hanging again.
+    const many = Array.from({ length: 12 }, (_, i) => ({ id: i, text: `d${i}` }));
+    const small = createSandbox({ ...settings, batchDocuments: 3 });
+    try {
+      const started = Date.now();
+      const [hang] = await small.run([{ id: 'hang', source: 'while (true) {}\nfunction extract() { return "x"; }' }], many);
+      expect(new Set(hang.map(code))).toEqual(new Set(['timeout', 'disabled']));
+      expect(hang.filter((c) => code(c) === 'timeout').length).toBeLessThanOrEqual(3 * 2);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -187,7 +187,10 @@ export default function runBatch(task) {
   };
   const dropped = new Set(task.skipFunctions);
   const entries = functions.map((fn, f) =>
-    dropped.has(f) ? { error: 'skipped' } : compile(fn, limits, () => mark(PHASE_COMPILE, f, -1)));
+    dropped.has(f) ? { error: 'skipped' }
+      // Already disabled (e.g. its top-level code hung in another batch): not even compiled again.
+      : Atomics.load(failures, f) >= maxFailures ? { disabled: true }
+      : compile(fn, limits, () => mark(PHASE_COMPILE, f, -1)));
   const out = new Array(F * D).fill(null);
   // Counted here and added to the shared counts by the pool only when this batch completes, so a batch
   // resumed after a worker was replaced does not count the same failure twice.
@@ -201,7 +204,7 @@ export default function runBatch(task) {
       if (skip.has(i)) continue;
       const entry = entries[f];
       if (entry.error) { out[i] = ['compile', entry.error]; continue; }
-      if (Atomics.load(failures, f) + localFailures[f] >= maxFailures) { out[i] = ['disabled', null]; continue; }
+      if (entry.disabled || Atomics.load(failures, f) + localFailures[f] >= maxFailures) { out[i] = ['disabled', null]; continue; }
       if (doc === null) doc = makeDoc(store.ids[d], text, html);
       mark(PHASE_CALL, f, d);
       let r;

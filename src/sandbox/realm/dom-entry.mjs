@@ -36,7 +36,8 @@ function rawText(node, out) {
   if (block) out.push(' ');
 }
 
-function makeDocument(id, text, html) {
+// The helpers of one document; built on first use, so functions that never touch `doc` cost nothing.
+function buildHelpers(html) {
   let root = null;
   let docs = null;
   const facades = new WeakMap();
@@ -114,7 +115,6 @@ function makeDocument(id, text, html) {
   };
 
   const api = {
-    id, text, html,
     select: (selector) => (html ? selectIn(selector, ensure()) : EMPTY),
     selectOne: (selector) => (html ? selectIn(selector, ensure())[0] ?? null : null),
     textOf: (selector) => {
@@ -137,7 +137,7 @@ function makeDocument(id, text, html) {
     findText: (pattern) => (html ? wrapAll(innermost(matcher(pattern, false))) : EMPTY),
   };
   docs = { wrap, textOf, nextElement, selectIn, html: () => html };
-  return freezeDeep(api);
+  return api;
 }
 
 // Facade -> [parsed node, its document's helpers]; not reachable from user code.
@@ -172,4 +172,26 @@ Object.defineProperties(NodeProto, {
 });
 freezeDeep(NodeProto);
 
-globalThis.__evaporateMakeDoc = (id, text, html) => makeDocument(String(id), String(text), String(html ?? ''));
+// Document facade -> its state; the facade itself holds only frozen primitives and inherits frozen methods.
+const docState = new WeakMap();
+const helpersOf = (d) => {
+  const state = docState.get(d);
+  if (!state) throw new TypeError('not a document');
+  if (state.api === null) state.api = buildHelpers(state.html);
+  return state.api;
+};
+const DocProto = Object.create(null);
+for (const name of ['select', 'selectOne', 'textOf', 'textAfter', 'findText']) {
+  Object.defineProperty(DocProto, name, { value: { [name](arg) { return helpersOf(this)[name](arg); } }[name] });
+}
+freezeDeep(DocProto);
+
+globalThis.__evaporateMakeDoc = (id, text, html) => {
+  const doc = Object.create(DocProto, {
+    id: { value: String(id), enumerable: true },
+    text: { value: String(text), enumerable: true },
+    html: { value: String(html ?? ''), enumerable: true },
+  });
+  docState.set(doc, { html: String(html ?? ''), api: null });
+  return freeze(doc);
+};
