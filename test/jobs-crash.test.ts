@@ -120,13 +120,21 @@ describe('jobs survive SIGKILL', () => {
   });
 
   // Kill points: in the schema step, during synthesis, in the corpus pass (twice), during materialization.
-  for (const killAt of [['schema'], ['attribute:price:synthesis'], ['corpus:batch:2', 'corpus:batch:4'], ['materialize']]) {
+  // Kill points: in the schema step, during synthesis (before its call, and after the paid call but before the
+  // unit is committed), in the corpus pass (twice in a row), during materialization.
+  for (const killAt of [
+    ['unit-start schema'],
+    ['unit-start attribute:price:synthesis'],
+    ['llm-done attribute:title:synthesis'],
+    ['unit-start corpus:batch:2', 'unit-start corpus:batch:4'],
+    ['unit-start materialize'],
+  ]) {
     it(`resumes after SIGKILL at ${killAt.join(' then ')} with an identical table and no repeated call`, async () => {
       const before = fake.chatRequests.length;
       const { file, corpusId, jobId } = setup();
       for (const key of killAt) {
         const child = startChild(file, fake.url);
-        await child.waitFor(new RegExp(`unit-start ${key}$`));
+        await child.waitFor(new RegExp(`${key}$`));
         child.proc.kill('SIGKILL');
         expect(await child.exited).toBe(null);
       }
@@ -140,11 +148,49 @@ describe('jobs survive SIGKILL', () => {
       expect(job).toEqual({ state: 'succeeded', attempt: killAt.length + 1 });
       // Each unit committed once; the units in hand at each kill are the only ones started again.
       expect(db.prepare('SELECT count(*) FROM job_checkpoints WHERE job_id = ?').pluck().get(jobId)).toBe(1 + 1 + 2 + 6 + 1);
+      // The ledger: every paid call once; a call repeated by the resumed unit was served by the cache.
+      const paid = db
+        .prepare("SELECT request_hash FROM llm_usage WHERE job_id = ? AND cached = 0 AND status = 'ok'")
+        .pluck()
+        .all(jobId) as string[];
+      expect(paid.length).toBe(referenceCalls);
+      expect(new Set(paid).size).toBe(paid.length);
+      const hits = db.prepare('SELECT count(*) FROM llm_usage WHERE job_id = ? AND cached = 1').pluck().get(jobId);
+      expect(hits).toBe(killAt[0]!.startsWith('llm-done') ? 1 : 0);
       db.close();
-      // Kills land before a unit's LLM call, so the model is asked exactly what an uninterrupted run asks.
       const prompts = fake.chatRequests.slice(before).map((r) => r.prompt);
       expect(prompts.length).toBe(referenceCalls);
       expect(new Set(prompts).size).toBe(prompts.length);
     });
   }
+});
+
+describe('two runner processes on one database', () => {
+  it('never run the same job or unit twice', async () => {
+    const fake = await startFakeOpenAI();
+    demoAnswers(fake);
+    const file = tmpDb();
+    const db = openDatabase(file);
+    const ids: number[] = [];
+    for (let c = 0; c < 6; c++) {
+      const corpusId = seedCorpus(db, `books${c}`, 20);
+      ids.push(enqueueJob(db, { kind: 'demo', corpusId, params: { corpusId, batchSize: 5, unitMs: 40 } }).job.id);
+    }
+    db.close();
+    const children = [startChild(file, fake.url), startChild(file, fake.url)];
+    expect(await Promise.all(children.map((c) => c.exited))).toEqual([0, 0]);
+    const lines = children.flatMap((c) => c.lines);
+    const finished = lines.filter((l) => / finished /.test(l)).map((l) => l.replace(/^\d+ /, ''));
+    expect(finished.sort()).toEqual(ids.map((id) => `finished ${id} succeeded`).sort());
+    // Both runners did work, and every unit of every job started exactly once across them.
+    expect(children.every((c) => c.lines.some((l) => / finished /.test(l)))).toBe(true);
+    const starts = lines.filter((l) => / unit-start /.test(l)).map((l) => l.replace(/^\d+ /, ''));
+    expect(new Set(starts).size).toBe(starts.length);
+    expect(starts.length).toBe(6 * (1 + 1 + 2 + 4 + 1));
+    const check = openDatabase(file);
+    expect(check.prepare('SELECT count(*) FROM extractions').pluck().get()).toBe(6 * 20 * 2);
+    expect(check.prepare('SELECT DISTINCT attempt FROM jobs').pluck().all()).toEqual([1]);
+    check.close();
+    await fake.close();
+  });
 });

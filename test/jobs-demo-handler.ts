@@ -3,7 +3,8 @@
  * materialization), used to test the runner before and besides the real extract job. Its LLM calls go to
  * the fake OpenAI server over real HTTP; its rows go to the real extractions table inside checkpoint commits.
  */
-import OpenAI from 'openai';
+import { loadSettings } from '../src/config.js';
+import { createLlm, OpenAiProvider } from '../src/llm/index.js';
 import type { Db } from '../src/store/database.js';
 import type { JobHandler } from '../src/jobs/types.js';
 
@@ -17,22 +18,31 @@ export interface DemoParams {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function demoHandler(db: Db, options: { llmUrl: string; log?: (line: string) => void }): JobHandler<DemoParams> {
-  const client = new OpenAI({ baseURL: options.llmUrl, apiKey: 'test', maxRetries: 0 });
+  const settings = loadSettings();
+  // The real LLM stack (cache, ledger, retries) in front of the fake endpoint: a resumed unit's call is a cache hit.
+  const llm = createLlm({
+    db,
+    settings,
+    provider: new OpenAiProvider({ baseURL: options.llmUrl, apiKey: 'test', defaultMaxTokens: 64 }),
+    models: { default: 'fake', synthesis: 'fake', schema: 'fake', extraction: 'fake' },
+  });
   const log = options.log ?? (() => {});
-  const ask = async (prompt: string) => {
-    const r = await client.chat.completions.create({ model: 'fake', messages: [{ role: 'user', content: prompt }] });
-    return r.choices[0]!.message.content ?? '';
-  };
 
   return async (params, ctx) => {
+    const ask = async (key: string, prompt: string) => {
+      const r = await llm.complete({ messages: [{ role: 'user', content: prompt }], temperature: 0 }, { jobId: ctx.jobId, signal: ctx.signal });
+      log(`job ${ctx.jobId} llm-done ${key}`);
+      return r.texts[0] ?? '';
+    };
     const unit = async <T>(key: string, fn: () => Promise<T>, commit?: (r: T) => void) =>
       ctx.checkpoint(
         key,
         async () => {
-          log(`unit-start ${key}`);
+          log(`job ${ctx.jobId} unit-start ${key}`);
           await sleep(params.unitMs);
           const r = await fn();
-          log(`unit-end ${key}`);
+          await sleep(params.unitMs);
+          log(`job ${ctx.jobId} unit-end ${key}`);
           return r;
         },
         { commit },
@@ -44,7 +54,7 @@ export function demoHandler(db: Db, options: { llmUrl: string; log?: (line: stri
     );
     const names = await unit(
       'schema',
-      async () => (await ask('List the attributes of these documents.')).split(',').map((s) => s.trim()),
+      async () => (await ask('schema', 'List the attributes of these documents.')).split(',').map((s) => s.trim()),
       (attrs) => {
         const ins = db.prepare("INSERT OR IGNORE INTO attributes (corpus_id, name, origin) VALUES (?, ?, 'discovered')");
         for (const a of attrs) ins.run(params.corpusId, a);
@@ -53,7 +63,7 @@ export function demoHandler(db: Db, options: { llmUrl: string; log?: (line: stri
     const patterns: Record<string, string> = {};
     for (const name of names) {
       ctx.progress('synthesis', names.indexOf(name), names.length);
-      patterns[name] = await unit(`attribute:${name}:synthesis`, () => ask(`Write a function for the attribute ${name}.`));
+      patterns[name] = await unit(`attribute:${name}:synthesis`, () => ask(`attribute:${name}:synthesis`, `Write a function for the attribute ${name}.`));
     }
     const ids = db
       .prepare("SELECT id FROM documents WHERE corpus_id = ? AND id <= ? AND status = 'ready' ORDER BY id")

@@ -313,10 +313,12 @@ export function ledgerTotals(db: Db, jobId: number): { tokens: number; costUsd: 
     const cols = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
     if (!cols.has('job_id') || !cols.has('prompt_tokens') || !cols.has('completion_tokens')) continue;
     const cost = cols.has('cost_usd') ? 'cost_usd' : '0';
+    // Cache hits cost nothing; count only what was paid for.
+    const paid = cols.has('cached') ? 'AND cached = 0' : '';
     const r = db
       .prepare(
         `SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(${cost}), 0) AS cost
-         FROM ${table} WHERE job_id = ?`,
+         FROM ${table} WHERE job_id = ? ${paid}`,
       )
       .get(jobId) as { tokens: number; cost: number };
     return { tokens: r.tokens, costUsd: r.cost };
