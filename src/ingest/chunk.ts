@@ -67,29 +67,40 @@ export function chunkText(text: string, maxTokens: number): Chunk[] {
   return chunks;
 }
 
-/** A line over the limit is split at word boundaries; a "word" over it (base64, minified code) by characters. */
+// BPE cost grows with the square of a pre-token's length (js-tiktoken merges pairwise): a 4,000-char
+// run without spaces (base64, minified code) takes seconds. Such runs are cut into windows first.
+const longRun = /\S{257,}|\s{257,}/;
+const window = 256;
+
+/** A line over the limit is split at word boundaries; a run with no boundary into character windows. */
 function pushPiece(text: string, start: number, end: number, maxTokens: number, out: Chunk[]): void {
   const piece = text.slice(start, end);
-  const tokens = piece.length > 4096 ? countTokens(piece) : cachedCount(piece);
-  if (tokens <= maxTokens) {
-    out.push({ start, end, tokens });
-    return;
+  const risky = longRun.test(piece);
+  if (!risky) {
+    const tokens = piece.length > 4096 ? countTokens(piece) : cachedCount(piece);
+    if (tokens <= maxTokens) {
+      out.push({ start, end, tokens });
+      return;
+    }
   }
   const wordCuts = split(text, start, end, wordBoundary);
   if (wordCuts.length > 2) {
     for (let i = 0; i + 1 < wordCuts.length; i++) pushPiece(text, wordCuts[i], wordCuts[i + 1], maxTokens, out);
     return;
   }
-  // No exact boundary left: halve by characters (never inside a surrogate pair) until pieces fit.
-  // Counts stay exact per piece; the sum may differ from the whole by a token at each such cut.
-  let mid = start + Math.floor((end - start) / 2);
-  if (mid > start && isLowSurrogate(text.charCodeAt(mid))) mid--;
-  if (mid <= start) {
-    out.push({ start, end, tokens });
+  // No exact boundary left: cut by characters (never inside a surrogate pair). Counts stay exact per
+  // piece; the sum may differ from the whole by a token at each such cut.
+  const size = end - start > window ? window : Math.floor((end - start) / 2);
+  if (size < 1) {
+    out.push({ start, end, tokens: countTokens(piece) });
     return;
   }
-  pushPiece(text, start, mid, maxTokens, out);
-  pushPiece(text, mid, end, maxTokens, out);
+  for (let at = start; at < end; ) {
+    let next = Math.min(end, at + size);
+    if (next < end && isLowSurrogate(text.charCodeAt(next))) next++;
+    pushPiece(text, at, next, maxTokens, out);
+    at = next;
+  }
 }
 
 const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
