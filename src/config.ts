@@ -93,6 +93,19 @@ export interface Settings {
     timeoutMs: number;
     maxRows: number;
   };
+  /** The local BASED / JRT-RNN engine (provider local-based). */
+  local: {
+    /** Checkpoint directory (config.json + *.safetensors); empty = not configured. */
+    modelDir: string;
+    /** Engine threads; 0 = one per core. */
+    threads: number;
+    maxNewTokens: number;
+    /** JRT-Prompt: write the context twice before the question. */
+    jrtPrompt: boolean;
+    /** Context states kept for reuse across questions about the same document. */
+    prefixCacheEntries: number;
+    topK: number;
+  };
   induction: {
     /** Most candidate functions wrapper induction hands to scoring per attribute. */
     maxCandidates: number;
@@ -189,6 +202,14 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       budgetTokens: envNumber('EVAPORATE_LLM_BUDGET_TOKENS', 0),
       budgetUsd: envNumber('EVAPORATE_LLM_BUDGET_USD', 0),
       prices: envString('EVAPORATE_LLM_PRICES', ''),
+    },
+    local: {
+      modelDir: envString('EVAPORATE_LOCAL_MODEL_DIR', ''),
+      threads: envNumber('EVAPORATE_LOCAL_THREADS', 0),
+      maxNewTokens: envNumber('EVAPORATE_LOCAL_MAX_NEW_TOKENS', 64),
+      jrtPrompt: envNumber('EVAPORATE_LOCAL_JRT_PROMPT', 1) !== 0,
+      prefixCacheEntries: envNumber('EVAPORATE_LOCAL_PREFIX_CACHE', 16),
+      topK: envNumber('EVAPORATE_LOCAL_TOP_K', 40),
     },
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
