@@ -6,8 +6,11 @@ import { loadSettings, type Settings } from '../src/config.js';
 import {
   createLlm,
   jobLlmUsage,
+  composeLlm,
   llmConfigFromEnv,
   RateLimiter,
+  requireRoles,
+  routeByRole,
   setJobBudget,
   type CreateLlmOptions,
 } from '../src/llm/index.js';
@@ -223,5 +226,28 @@ describe('LLM layer against a real HTTP fake', () => {
     const local = llmConfigFromEnv({ OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', EVAPORATE_MODEL_SCHEMA: 'm' });
     expect(local.missing.schema).toEqual([]);
     expect(local.missing.extraction).toEqual(['EVAPORATE_MODEL_EXTRACTION or EVAPORATE_MODEL']);
+  });
+
+  it('lets a job check its roles up front, and routes roles to different stacks', async () => {
+    expect(() => requireRoles(llmConfigFromEnv({ OPENAI_API_KEY: 'k', EVAPORATE_MODEL_SCHEMA: 's' }), ['schema', 'synthesis'])).toThrow(
+      /EVAPORATE_MODEL_SYNTHESIS or EVAPORATE_MODEL/,
+    );
+    fake.otherwise((req) => `remote ${req.model}`);
+    const local = {
+      name: 'local-test',
+      async complete() {
+        return { texts: ['local answer'], usage: { promptTokens: 3, completionTokens: 2 }, model: 'tiny', latencyMs: 1, cached: false };
+      },
+    };
+    const settings = testSettings();
+    const llm = routeByRole({
+      synthesis: make({ jobId: 12 }),
+      extraction: composeLlm(local, { db, settings, jobId: 12, models: { extraction: 'tiny' } }),
+    });
+    expect((await llm.complete(ask('a', { role: 'synthesis' }))).texts).toEqual(['remote fake-coder']);
+    expect((await llm.complete(ask('a', { role: 'extraction' }))).texts).toEqual(['local answer']);
+    expect((await llm.complete(ask('a', { role: 'extraction' }))).cached).toBe(true);
+    const byModel = jobLlmUsage(db, 12).byModel.map((m) => [m.model, m.calls, m.cacheHits]);
+    expect(byModel).toEqual([['fake-coder', 1, 0], ['tiny', 2, 1]]);
   });
 });

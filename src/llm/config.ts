@@ -61,3 +61,16 @@ export function describeLlmConfig(config: LlmConfig): string {
       : `${role}: not configured (set ${config.missing[role].join(', ')})`,
   ).join('; ');
 }
+
+/**
+ * For a job to call before doing any work: throws 'llm_not_configured' naming every variable still
+ * to set for the roles it will need, so it fails at once rather than halfway through.
+ */
+export function requireRoles(config: LlmConfig, roles: ModelRole[]): void {
+  const vars = [...new Set(roles.flatMap((r) => config.missing[r]))];
+  if (vars.length > 0) {
+    const missingRoles = roles.filter((r) => config.missing[r].length > 0);
+    const err = notConfiguredError(missingRoles.length === 1 ? missingRoles[0] : undefined, vars);
+    throw err;
+  }
+}

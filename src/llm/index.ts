@@ -21,7 +21,8 @@ import type { CallContext, CompletionRequest, CompletionResult, LlmProvider, Mod
 
 export type { Budget } from './budget.js';
 export { getJobBudget, setJobBudget } from './budget.js';
-export { describeLlmConfig, isConfigured, llmConfigFromEnv, type LlmConfig } from './config.js';
+export { describeLlmConfig, isConfigured, llmConfigFromEnv, requireRoles, type LlmConfig } from './config.js';
+export { codeBlocks, extractAttributeValues, extractFunctionSource, extractJson, extractList, extractValue } from './parse.js';
 export { LlmError } from './errors.js';
 export { jobLlmUsage, Ledger, type ModelUsage, type UsageTotals } from './ledger.js';
 export { RateLimiter } from './limiter.js';
@@ -138,4 +139,21 @@ export function createLlm(options: CreateLlmOptions): LlmProvider {
     missingVars: (role) => missing(role ?? 'extraction'),
     limiter: options.limiter ?? sharedLimiter(`${raw.name}@${config.baseURL ?? 'openai'}`, options.settings),
   });
+}
+
+/**
+ * Sends each role to its own composed stack, e.g. synthesis and schema to an OpenAI-compatible endpoint
+ * and extraction to the local engine (each stack built with composeLlm/createLlm, so each is cached,
+ * counted and budgeted). Requests without a role go to `default`, else to extraction.
+ */
+export function routeByRole(stacks: Partial<Record<ModelRole | 'default', LlmProvider>>): LlmProvider {
+  const fallback = stacks.default ?? stacks.extraction;
+  return {
+    name: 'router',
+    complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult> {
+      const target = (request.role ? stacks[request.role] : undefined) ?? fallback;
+      if (!target) return Promise.reject(notConfiguredError(request.role, [request.role ? `EVAPORATE_MODEL_${request.role.toUpperCase()}` : 'EVAPORATE_MODEL']));
+      return target.complete(request, context);
+    },
+  };
 }
