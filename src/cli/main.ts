@@ -10,8 +10,11 @@ import * as corpora from './commands/corpora.js';
 import * as documents from './commands/documents.js';
 import * as label from './commands/label.js';
 import * as jobs from './commands/jobs.js';
+import * as extract from './commands/extract.js';
+import * as query from './commands/query.js';
+import * as evaluate from './commands/eval.js';
 
-const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs];
+const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs, extract, query, evaluate];
 
 const program = new Command();
 program

@@ -7,7 +7,9 @@ import type { Settings } from '../config.js';
 import type { LlmProvider } from '../llm/types.js';
 import type { Sandbox } from '../sandbox/types.js';
 import type { JobHandler } from '../jobs/types.js';
-import { createLlm } from '../llm/index.js';
+import { createLlm, setJobBudget } from '../llm/index.js';
+import { JobService } from '../jobs/service.js';
+import { JobRunner } from '../jobs/runner.js';
 import { createSandbox } from '../sandbox/index.js';
 import { labelModel } from '../weak-supervision/index.js';
 import { EvaporateError } from '../errors.js';
@@ -89,4 +91,33 @@ export function createPipelineServices(db: Db, settings: Settings, overrides: { 
 
 export function extractHandler(deps: ExtractDeps): JobHandler<ExtractParams, ExtractResult> {
   return createExtractHandler(deps);
+}
+
+/**
+ * Runs one extraction to the end in this process, through the durable job machinery (so a crash leaves a
+ * resumable job and the ledger counts every call): enqueue, then claim and run it here.
+ */
+export async function runExtractionHere(
+  services: ExtractDeps,
+  corpusId: number,
+  request: unknown,
+  options: { onQueued?: (jobId: number) => void } = {},
+): Promise<{ jobId: number; result: ExtractResult }> {
+  const { params, budget } = parseExtractRequest(corpusId, request);
+  const service = new JobService(services.db);
+  const job = service.enqueue({ kind: EXTRACT_JOB_KIND, corpusId, params });
+  if (budget && (budget.maxTokens || budget.maxUsd)) setJobBudget(services.db, job.id, budget);
+  options.onQueued?.(job.id);
+  const runner = new JobRunner({ db: services.db, settings: services.settings.jobs, handlers: { [EXTRACT_JOB_KIND]: extractHandler(services) } });
+  // Older queued extract jobs run first (oldest first), so keep claiming until ours has ended.
+  for (;;) {
+    const ran = await runner.runOnce();
+    const view = service.get(job.id);
+    if (['succeeded', 'failed', 'cancelled'].includes(view.state)) {
+      if (view.state !== 'succeeded')
+        throw new EvaporateError(view.error?.code ?? 'extraction_failed', view.error?.message ?? `Extraction job ${job.id} ended ${view.state}.`, 500);
+      return { jobId: job.id, result: view.result as ExtractResult };
+    }
+    if (!ran) await new Promise((r) => setTimeout(r, services.settings.jobs.pollMs));
+  }
 }
