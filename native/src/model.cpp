@@ -329,7 +329,21 @@ size_t stateBytes(const ModelConfig& cfg) {
   return n;
 }
 
-static const uint32_t kStateMagic = 0x42534131;  // "BSA1"
+static const uint32_t kStateMagic = 0x42534132;  // "BSA2"
+
+// Two models with equal state sizes (BASED vs JRT-RNN of one shape) must still refuse each other's states.
+static uint64_t configFingerprint(const ModelConfig& c) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](int64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ uint8_t(v >> (8 * i))) * 1099511628211ull;
+  };
+  mix(c.dModel), mix(c.nLayer), mix(c.vocabPadded), mix(c.mlpHidden);
+  for (auto& L : c.layers) {
+    mix(int(L.kind)), mix(L.laHeads), mix(L.laFeatureDim), mix(L.laHeadDim), mix(L.encLength);
+    mix(L.swHeads), mix(L.windowLeft), mix(L.rotaryDim), mix(L.convInner), mix(L.convKernel);
+  }
+  return h;
+}
 
 std::vector<uint8_t> serializeState(const ModelConfig& cfg, const SequenceState& s) {
   std::vector<uint8_t> out;
@@ -338,8 +352,10 @@ std::vector<uint8_t> serializeState(const ModelConfig& cfg, const SequenceState&
     out.insert(out.end(), b, b + n);
   };
   uint32_t layers = uint32_t(cfg.nLayer);
+  uint64_t fp = configFingerprint(cfg);
   put(&kStateMagic, 4);
   put(&layers, 4);
+  put(&fp, 8);
   put(&s.pos, 8);
   for (auto& l : s.layers)
     for (auto* v : {&l.kv, &l.ksum, &l.conv, &l.keys, &l.values}) put(v->data(), v->size() * 4);
@@ -348,14 +364,15 @@ std::vector<uint8_t> serializeState(const ModelConfig& cfg, const SequenceState&
 
 std::unique_ptr<SequenceState> deserializeState(const ModelConfig& cfg, const uint8_t* data, size_t n) {
   auto s = newState(cfg);
-  size_t need = 16;
+  size_t need = 24;
   for (auto& l : s->layers) need += (l.kv.size() + l.ksum.size() + l.conv.size() + l.keys.size() + l.values.size()) * 4;
   uint32_t magic = 0, layers = 0;
-  if (n >= 8) std::memcpy(&magic, data, 4), std::memcpy(&layers, data + 4, 4);
-  if (n != need || magic != kStateMagic || layers != uint32_t(cfg.nLayer))
+  uint64_t fp = 0;
+  if (n >= 16) std::memcpy(&magic, data, 4), std::memcpy(&layers, data + 4, 4), std::memcpy(&fp, data + 8, 8);
+  if (n != need || magic != kStateMagic || layers != uint32_t(cfg.nLayer) || fp != configFingerprint(cfg))
     throw EngineError("state_mismatch", "saved state does not belong to this model");
-  std::memcpy(&s->pos, data + 8, 8);
-  size_t off = 16;
+  std::memcpy(&s->pos, data + 16, 8);
+  size_t off = 24;
   for (auto& l : s->layers)
     for (auto* v : {&l.kv, &l.ksum, &l.conv, &l.keys, &l.values}) {
       std::memcpy(v->data(), data + off, v->size() * 4);
