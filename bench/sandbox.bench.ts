@@ -157,6 +157,9 @@ export default async function run(): Promise<BenchResult> {
     notes.push('Alternatives not measured in this run: set EVAPORATE_BENCH_ALT_MODULES to a node_modules folder holding quickjs-emscripten and isolated-vm.');
   }
   notes.push(`sandboxed results identical to unsandboxed: ${mismatches === 0} (${mismatches} differing of ${evaluations})`);
+  notes.push(
+    'Boundary: one vm context per function (frozen intrinsics, no host objects, string and wasm code generation off, import refused) inside piscina worker threads (own V8 isolate each, hard heap limit, env emptied), wall-clock and memory enforced from the main thread by terminating the worker. Single-thread rows are per core.',
+  );
 
   const plainRate = evaluations / plain.seconds;
   return {
