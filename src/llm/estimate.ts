@@ -10,10 +10,16 @@ import type { CompletionRequest, TokenUsage } from './types.js';
 const PER_MESSAGE_OVERHEAD = 4;
 const REPLY_PRIMING = 3;
 
+// BPE in JS costs milliseconds on long prompts; the budget and the limiter see the same request object.
+const memo = new WeakMap<CompletionRequest, number>();
+
 export function estimatePromptTokens(request: CompletionRequest): number {
+  const known = memo.get(request);
+  if (known !== undefined) return known;
   const encoding = encodingForModel(request.model);
   let total = REPLY_PRIMING;
   for (const m of request.messages) total += PER_MESSAGE_OVERHEAD + countTokens(m.content, encoding);
+  memo.set(request, total);
   return total;
 }
 

@@ -129,8 +129,12 @@ export function withRateLimit(inner: LlmProvider, limiter: RateLimiter): LlmProv
   return {
     name: inner.name,
     async complete(request: CompletionRequest, context: CallContext = {}): Promise<CompletionResult> {
-      const usage = worstCaseUsage(request, limiter.options.defaultMaxTokens);
-      const release = await limiter.acquire(usage.promptTokens + usage.completionTokens, context.signal);
+      let tokens = 0;
+      if (limiter.options.tokensPerMinute > 0) {
+        const usage = worstCaseUsage(request, limiter.options.defaultMaxTokens);
+        tokens = usage.promptTokens + usage.completionTokens;
+      }
+      const release = await limiter.acquire(tokens, context.signal);
       try {
         return await inner.complete(request, context);
       } finally {
