@@ -136,7 +136,10 @@ export class JobService {
     validateCron(input.cron, input.timezone);
     this.db
       .prepare(
-        `INSERT INTO job_schedules (corpus_id, cron, timezone, kind, params, enabled) VALUES (?, ?, ?, ?, ?, ?)
+        // A new schedule starts after the documents a previous extraction already covered.
+        `INSERT INTO job_schedules (corpus_id, cron, timezone, kind, params, enabled, watermark)
+         VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(e.document_id), 0) FROM extractions e
+                                   JOIN documents d ON d.id = e.document_id WHERE d.corpus_id = ?))
          ON CONFLICT (corpus_id) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, kind = excluded.kind,
            params = excluded.params, enabled = excluded.enabled,
            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`,
@@ -148,6 +151,7 @@ export class JobService {
         input.kind ?? 'nightly',
         JSON.stringify(input.params ?? {}),
         input.enabled === false ? 0 : 1,
+        corpusId,
       );
     this.events.emit('schedules');
     return this.getSchedule(corpusId);
