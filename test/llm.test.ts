@@ -15,6 +15,9 @@ import {
   type CreateLlmOptions,
 } from '../src/llm/index.js';
 import { openDatabase, type Db } from '../src/store/database.js';
+import { costOf, loadPrices, priceFor } from '../src/llm/pricing.js';
+import { backoffDelay } from '../src/llm/retry.js';
+import { LlmError } from '../src/llm/errors.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 
 function testSettings(llm: Partial<Settings['llm']> = {}): Settings {
@@ -249,5 +252,41 @@ describe('LLM layer against a real HTTP fake', () => {
     expect((await llm.complete(ask('a', { role: 'extraction' }))).cached).toBe(true);
     const byModel = jobLlmUsage(db, 12).byModel.map((m) => [m.model, m.calls, m.cacheHits]);
     expect(byModel).toEqual([['fake-coder', 1, 0], ['tiny', 2, 1]]);
+  });
+
+  it('stops at once when the caller aborts, without retrying', async () => {
+    fake.otherwise('x').fault({ kind: 'hang' }, { times: 5 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    await expect(make({ jobId: 13 }).complete(ask('q'), { signal: controller.signal })).rejects.toMatchObject({ code: 'llm_aborted' });
+    expect(fake.chatRequests).toHaveLength(1);
+    expect(jobLlmUsage(db, 13)).toMatchObject({ calls: 1, errors: 1 });
+  });
+});
+
+describe('prices and backoff', () => {
+  it('prices dated snapshots by their longest listed prefix, unknown models at zero, with user overrides', () => {
+    const table = loadPrices('');
+    expect(priceFor(table, 'gpt-4o-mini-2024-07-18')).toEqual(table['gpt-4o-mini']);
+    expect(priceFor(table, 'llama-3.1-8b-instruct')).toEqual({ input: 0, output: 0 });
+    expect(costOf(table, 'gpt-4o', { promptTokens: 1_000_000, completionTokens: 100_000 })).toBeCloseTo(2.5 + 1, 10);
+    const file = path.join(os.tmpdir(), `prices-${process.pid}.json`);
+    fs.writeFileSync(file, JSON.stringify({ 'llama-3.1': { input: 0.2, output: 0.2 }, '*': { input: 1, output: 1 } }));
+    const custom = loadPrices(file);
+    expect(priceFor(custom, 'llama-3.1-8b-instruct')).toEqual({ input: 0.2, output: 0.2 });
+    expect(priceFor(custom, 'mystery')).toEqual({ input: 1, output: 1 });
+    fs.rmSync(file);
+    expect(() => loadPrices('{"m": {"input": -1, "output": 0}}')).toThrow(/non-negative/);
+    expect(() => loadPrices('{not json')).toThrow(/not valid JSON/);
+  });
+
+  it('backs off exponentially with jitter, and never earlier than Retry-After', () => {
+    const opts = { maxRetries: 6, baseDelayMs: 100, maxDelayMs: 1000, random: () => 0.9999 };
+    const err = new LlmError('llm_server_error', 'x', 502, true);
+    expect([0, 1, 2, 3, 4].map((a) => Math.round(backoffDelay(a, err, opts)!))).toEqual([100, 200, 400, 800, 999]);
+    expect(backoffDelay(3, err, { ...opts, random: () => 0 })).toBe(0);
+    const limited = new LlmError('llm_rate_limited', 'x', 429, true, 700);
+    expect(backoffDelay(0, limited, { ...opts, random: () => 0 })).toBe(700);
+    expect(backoffDelay(0, new LlmError('llm_rate_limited', 'x', 429, true, 5000), opts)).toBeUndefined();
   });
 });
