@@ -283,7 +283,7 @@ describe('prices and backoff', () => {
   it('backs off exponentially with jitter, and never earlier than Retry-After', () => {
     const opts = { maxRetries: 6, baseDelayMs: 100, maxDelayMs: 1000, random: () => 0.9999 };
     const err = new LlmError('llm_server_error', 'x', 502, true);
-    expect([0, 1, 2, 3, 4].map((a) => Math.round(backoffDelay(a, err, opts)!))).toEqual([100, 200, 400, 800, 999]);
+    expect([0, 1, 2, 3, 4].map((a) => Math.round(backoffDelay(a, err, opts)!))).toEqual([100, 200, 400, 800, 1000]);
     expect(backoffDelay(3, err, { ...opts, random: () => 0 })).toBe(0);
     const limited = new LlmError('llm_rate_limited', 'x', 429, true, 700);
     expect(backoffDelay(0, limited, { ...opts, random: () => 0 })).toBe(700);
