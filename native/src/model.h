@@ -68,7 +68,7 @@ struct Model {
 
 // Loads config.json + *.safetensors from a directory; throws EngineError (missing_tensor, shape_mismatch, ...).
 std::unique_ptr<Model> loadModel(const std::string& dir);
-// Random weights at a given config (benchmarks): N(0, std) projections, unit norms.
+// Random weights at a given config (benchmarks, tests): uniform with standard deviation std, unit norms.
 std::unique_ptr<Model> randomModel(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
 
 // Size of the Taylor feature map in its compact (symmetric) form: 1 + f + f(f+1)/2.
