@@ -31,10 +31,16 @@ export function extractFunctionSource(text: string, name?: string): string | und
   const blocks = codeBlocks(clean).filter((b) => JS_LANGS.has(b.lang));
   const defines = (code: string) => (name ? definesFunction(code, name) : /\bfunction\b|=>/.test(code));
   const named = blocks.find((b) => defines(b.code));
-  if (named) return stripTrailingProse(named.code);
+  if (named) return asScript(stripTrailingProse(named.code));
   if (!name) {
     const any = blocks.find((b) => /\bfunction\b|=>/.test(b.code));
-    if (any) return any.code;
+    if (any) return asScript(any.code);
+  } else {
+    // Asked for `extract`, got `function extractTitle(...)`: keep it and add the name that was asked for.
+    for (const b of blocks) {
+      const names = [...b.code.matchAll(/^\s*(?:export\s+(?:default\s+)?)?(?:async\s+)?function\s+([\w$]+)\s*\(/gm)].map((m) => m[1]!);
+      if (names.length === 1) return `${asScript(stripTrailingProse(b.code))}\nvar ${name} = ${names[0]};`;
+    }
   }
   // No fences: find the function in the prose and take it up to its matching brace.
   const start = name
@@ -45,6 +51,15 @@ export function extractFunctionSource(text: string, name?: string): string | und
   if (open < 0) return undefined;
   const end = matchingClose(clean, open);
   return end < 0 ? undefined : clean.slice(start, end + 1);
+}
+
+/** Module syntax the sandbox's plain script context cannot run: `export` keywords and CommonJS export lines. */
+function asScript(code: string): string {
+  return code
+    .replace(/^(\s*)export\s+default\s+(?=(?:async\s+)?function\b)/gm, '$1')
+    .replace(/^(\s*)export\s+(?=(?:async\s+)?function\b|const\b|let\b|var\b)/gm, '$1')
+    .replace(/^\s*(?:module\.exports|exports\.[\w$]+)\s*=.*$/gm, '')
+    .replace(/\s+$/, '');
 }
 
 function definesFunction(code: string, name: string): boolean {
