@@ -19,6 +19,7 @@ import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
 import * as repo from './repository.js';
+import { givenLabels } from '../store/labels.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
 
 export interface ExtractParams {
@@ -160,9 +161,13 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const dropped: string[] = [];
   for (const [i, spec] of specs.entries()) {
     ctx.progress('silver labels', i, specs.length);
+    // Values a person labelled (POST /corpora/:id/labels) stand in for direct extraction on those documents.
+    const given = givenLabels(db, corpus.id, spec.name, sample.map((d) => d.id));
+    const unlabelled = sample.filter((d) => !given.has(d.id));
     const labels = await timed('direct', () =>
-      ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, sample, { contextTokens: p.directContextTokens, call })),
+      ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call })),
     );
+    for (const [id, values] of given) labels[id] = values.length ? values : null;
     silver.set(spec.name, labels);
     if (params.mode === 'open') {
       const values = Object.values(labels).flatMap((v) => v ?? []);

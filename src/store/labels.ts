@@ -114,11 +114,20 @@ export function deleteLabels(db: Db, corpus: number | string, document: number |
   return db.prepare('DELETE FROM labels WHERE document_id = ? AND attribute = ?').run(doc.id, attribute).changes;
 }
 
-/** Labelled documents of one attribute with their text and raw HTML: the input of wrapper induction. */
-export function labelledDocuments(db: Db, corpus: number | string, attribute: string): { id: number; text: string; html: string | undefined; values: string[] }[] {
+/** Labelled documents of one attribute with their text and raw bytes: the input of wrapper induction. */
+export function labelledDocuments(db: Db, corpus: number | string, attribute: string): { id: number; kind: string; raw: Buffer | null; text: string; values: string[] }[] {
   const corpusId = resolveCorpusId(db, corpus);
+  const get = db.prepare('SELECT kind, raw, text FROM documents WHERE id = ?');
   return listLabels(db, corpusId, { attribute }).map((label) => {
-    const row = db.prepare('SELECT kind, raw, text FROM documents WHERE id = ?').get(label.documentId) as { kind: string; raw: Buffer | null; text: string | null };
-    return { id: label.documentId, text: row.text ?? '', html: row.kind === 'html' && row.raw ? row.raw.toString('utf8') : undefined, values: label.values };
+    const row = get.get(label.documentId) as { kind: string; raw: Buffer | null; text: string | null };
+    return { id: label.documentId, kind: row.kind, raw: row.raw, text: row.text ?? '', values: label.values };
   });
+}
+
+/** The given values of an attribute on these documents (an empty list: labelled as having no value). */
+export function givenLabels(db: Db, corpusId: number, attribute: string, documentIds: readonly number[]): Map<number, string[]> {
+  const wanted = new Set(documentIds);
+  const out = new Map<number, string[]>();
+  for (const label of listLabels(db, corpusId, { attribute })) if (wanted.has(label.documentId)) out.set(label.documentId, label.values);
+  return out;
 }

@@ -5,8 +5,9 @@
 import type { Command } from 'commander';
 import type { Settings } from '../../config.js';
 import { induceCandidates } from '../../pipeline/induction/index.js';
+import { labelledExamples } from '../../pipeline/induction/candidates.js';
 import type { Db } from '../../store/database.js';
-import { deleteLabels, labelledDocuments, listLabels, setLabels } from '../../store/labels.js';
+import { deleteLabels, listLabels, setLabels } from '../../store/labels.js';
 import { action, openStore } from '../common.js';
 
 function withDb(command: Command, fn: (db: Db, settings: Settings) => void): void {
@@ -78,10 +79,10 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(action((corpus: string, attribute: string, opts: { max?: number; json?: boolean }, command: Command) => {
       withDb(command, (db, settings) => {
-        const docs = labelledDocuments(db, corpus, attribute);
+        const docs = labelledExamples(db, corpus, attribute);
         const { candidates } = induceCandidates(
           attribute,
-          docs.map((d) => ({ document: { id: d.id, text: d.text, html: d.html }, values: d.values })),
+          docs,
           { maxCandidates: opts.max ?? settings.induction.maxCandidates, minScore: settings.induction.minScore },
         );
         if (opts.json) console.log(JSON.stringify(candidates, null, 2));

@@ -9,7 +9,8 @@
 import type { FastifyInstance } from 'fastify';
 import { EvaporateError } from '../../errors.js';
 import { induceCandidates } from '../../pipeline/induction/index.js';
-import { deleteLabels, labelledDocuments, listLabels, setLabels, type LabelInput } from '../../store/labels.js';
+import { labelledExamples } from '../../pipeline/induction/candidates.js';
+import { deleteLabels, listLabels, setLabels, type LabelInput } from '../../store/labels.js';
 
 const labelSchema = {
   type: 'object',
@@ -96,11 +97,11 @@ export default async function labelRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const docs = labelledDocuments(app.ctx.db, request.params.id, request.params.attribute);
+      const docs = labelledExamples(app.ctx.db, request.params.id, request.params.attribute);
       const settings = app.ctx.settings.induction;
       const result = induceCandidates(
         request.params.attribute,
-        docs.map((d) => ({ document: { id: d.id, text: d.text, html: d.html }, values: d.values })),
+        docs,
         { maxCandidates: request.body?.maxCandidates ?? settings.maxCandidates, minScore: request.body?.minScore ?? settings.minScore },
       );
       return { attribute: request.params.attribute, labelled: docs.length, ...result };
