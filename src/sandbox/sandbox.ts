@@ -7,6 +7,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { Settings } from '../config.js';
+import { EvaporateError } from '../errors.js';
 import { domRealmSource } from './dom-bundle.js';
 import type { CallOutcome, ExtractionFunction, RunOptions, Sandbox, SandboxDocument, SandboxErrorCode } from './types.js';
 
@@ -209,16 +210,11 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
             maxOutputItems,
           },
           { signal: controller.signal },
-        )) as { out: ([string, unknown] | null)[]; failures: number[] };
+        )) as { out: (string | null)[]; failures: number[] };
         running.delete(watch);
         result.failures.forEach((n, f) => n && Atomics.add(failures, f, n));
-        result.out.forEach((entry, i) => {
-          if (entry === null) return;
-          const [kind, payload] = entry;
-          out[i % F][docBase + Math.floor(i / F)] =
-            kind === 'value'
-              ? { ok: true, value: payload as string[] | null }
-              : { ok: false, error: { code: kind as SandboxErrorCode, message: messageFor(kind as SandboxErrorCode, payload) } };
+        result.out.forEach((tagged, i) => {
+          if (tagged !== null) out[i % F][docBase + Math.floor(i / F)] = decodeOutcome(tagged);
         });
         return;
       } catch (error) {
@@ -253,7 +249,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
 
   return {
     async run(functions, documents, options: SandboxRunOptions = {}) {
-      if (closed) throw new Error('the sandbox is closed');
+      if (closed) throw new EvaporateError('sandbox_closed', 'The sandbox has been shut down and runs no more functions.', 503);
       const timeoutMs = options.timeoutMs ?? settings.callTimeoutMs;
       const maxFailures = settings.maxFailuresPerFunction;
       const out: CallOutcome[][] = functions.map(() => new Array<CallOutcome>(documents.length));
@@ -277,12 +273,18 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
           settings.batchDocuments && settings.batchDocuments > 0
             ? settings.batchDocuments
             : Math.max(1, Math.min(256, Math.ceil(documents.length / (threads * 4))));
-        const batches: Promise<void>[] = [];
-        for (let start = 0; start < documents.length; start += perBatch) {
-          const store = encodeStore(documents.slice(start, start + perBatch));
-          batches.push(runBatch(sent, store, sentFailures, timeoutMs, maxFailures, sentOut, start));
-        }
-        await Promise.all(batches);
+        // A few batches in flight per worker: enough to keep every core busy, while only those batches'
+        // documents are copied into shared memory at any time.
+        let next = 0;
+        const lane = async () => {
+          while (next < documents.length) {
+            const start = next;
+            next += perBatch;
+            const store = encodeStore(documents.slice(start, start + perBatch));
+            await runBatch(sent, store, sentFailures, timeoutMs, maxFailures, sentOut, start);
+          }
+        };
+        await Promise.all(Array.from({ length: threads * 2 }, lane));
         accepted.forEach((f, j) => {
           out[f] = sentOut[j];
           failures[f] = sentFailures[j];
@@ -302,6 +304,26 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
 
 function isOutOfMemory(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY';
+}
+
+function decodeOutcome(tagged: string): CallOutcome {
+  const body = tagged.slice(1);
+  switch (tagged.charCodeAt(0)) {
+    case 78: // N
+      return { ok: true, value: null };
+    case 83: // S
+      return { ok: true, value: [body] };
+    case 65: // A
+      return { ok: true, value: JSON.parse(body) as string[] };
+    case 68: // D
+      return { ok: false, error: { code: 'disabled', message: messageFor('disabled', '') } };
+    case 67: // C
+      return { ok: false, error: { code: 'compile', message: messageFor('compile', body) } };
+    case 79: // O
+      return { ok: false, error: { code: 'invalid_output', message: messageFor('invalid_output', body) } };
+    default:
+      return { ok: false, error: { code: 'runtime', message: messageFor('runtime', body) } };
+  }
 }
 
 function messageFor(code: SandboxErrorCode, payload: unknown): string {

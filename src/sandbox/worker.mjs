@@ -169,7 +169,9 @@ const PHASE_CALL = 2;
  * task: { functions: [{id, source}], store: {buffer, offsets, ids, hasHtml}, skip: number[] (call indexes),
  *         failures: Int32Array over a SharedArrayBuffer (per function), progress: Int32Array [seq, phase, f, d],
  *         maxFailures, maxOutputChars, maxOutputItems }
- * Returns one entry per call (doc-major: d * F + f): null when skipped, else [kind, payload]; and failures per function.
+ * Returns one tagged string per call (doc-major: d * F + f; null when skipped; flat strings clone cheaply):
+ * N no value, S one value, A JSON array of values, R threw, O invalid output, C compile error, D disabled;
+ * and the failures per function counted in this batch.
  */
 export default function runBatch(task) {
   const { functions, store, progress, failures, maxFailures } = task;
@@ -203,8 +205,8 @@ export default function runBatch(task) {
       const i = d * F + f;
       if (skip.has(i)) continue;
       const entry = entries[f];
-      if (entry.error) { out[i] = ['compile', entry.error]; continue; }
-      if (entry.disabled || Atomics.load(failures, f) + localFailures[f] >= maxFailures) { out[i] = ['disabled', null]; continue; }
+      if (entry.error) { out[i] = 'C' + entry.error; continue; }
+      if (entry.disabled || Atomics.load(failures, f) + localFailures[f] >= maxFailures) { out[i] = 'D'; continue; }
       if (doc === null) doc = makeDoc(store.ids[d], text, html);
       mark(PHASE_CALL, f, d);
       let r;
@@ -215,17 +217,12 @@ export default function runBatch(task) {
         // value belongs to the context and is deliberately not inspected.
         r = 'Rthe function failed in a way that could not be inspected';
       }
-      if (r === null) out[i] = ['value', null];
-      else if (typeof r !== 'string') out[i] = ['runtime', 'the function failed in a way that could not be inspected'];
+      if (r === null) out[i] = 'N';
+      else if (typeof r !== 'string') out[i] = 'Rthe function failed in a way that could not be inspected';
       else {
+        out[i] = r;
         const kind = r.charCodeAt(0);
-        const body = r.slice(1);
-        if (kind === 83 /* S */) out[i] = ['value', [body]];
-        else if (kind === 65 /* A */) out[i] = ['value', JSON.parse(body)];
-        else {
-          localFailures[f]++;
-          out[i] = [kind === 82 /* R */ ? 'runtime' : 'invalid_output', body];
-        }
+        if (kind === 82 /* R */ || kind === 79 /* O */) localFailures[f]++;
       }
     }
   }
