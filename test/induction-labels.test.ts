@@ -6,7 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../src/config.js';
 import { parseHtml } from '../src/ingest/html.js';
+import { inductionHook } from '../src/pipeline/induction/candidates.js';
 import { buildApp } from '../src/server/app.js';
+import { givenLabels } from '../src/store/labels.js';
 import { openDatabase, type Db } from '../src/store/database.js';
 import { sharedData } from '../bench/lib.js';
 
@@ -95,6 +97,22 @@ describe('labels API', () => {
     expect(body.candidates.length).toBeLessThanOrEqual(3);
     expect(body.candidates[0]).toMatchObject({ origin: 'induction', looScore: 1 });
     expect(body.candidates[0].source).toContain('ISBN-13');
+  });
+
+  it('feeds the extract job: given labels override silver ones, and induced candidates join the LLM-written ones', async () => {
+    const ids = Object.values(docIds);
+    const given = givenLabels(db, corpusId, 'isbn_13', ids);
+    expect(given.get(docIds['0002.htm'])).toEqual(['9781602600638']);
+    const settings = loadSettings();
+    const sample = Object.values(docIds).map((id) => ({ id, text: db.prepare('SELECT text FROM documents WHERE id = ?').pluck().get(id) as string, chunks: [] }));
+    // Wrong silver labels everywhere: the user's labels must win, or nothing would agree with ISBN-13.
+    const silver = Object.fromEntries(ids.map((id) => [id, ['wrong']]));
+    const candidates = await inductionHook(db, settings)({ corpusId, attribute: { name: 'isbn_13' }, sample, silver });
+    expect(candidates.length).toBeGreaterThan(0);
+    expect(candidates[0]).toMatchObject({ origin: 'induction', prompt: expect.stringMatching(/^induction:/), id: expect.stringMatching(/^induction:[0-9a-f]{16}$/) });
+    expect(candidates[0].source).toContain('ISBN-13');
+    const none = await inductionHook(db, settings)({ corpusId, attribute: { name: 'unlabelled' }, sample: sample.slice(0, 1), silver: {} });
+    expect(none).toEqual([]);
   });
 
   it('deletes a label', async () => {
