@@ -65,6 +65,19 @@ describe('LLM layer against a real HTTP fake', () => {
     expect(r2.texts).toEqual(['fake-model:0']);
   });
 
+  it('asks again for the missing candidates when a server ignores n', async () => {
+    let k = 0;
+    fake.on(/draft/, () => ({ texts: [`one of many ${k++}`] }));
+    const r = await make({ jobId: 14 }).complete(ask('draft a function', { n: 3, temperature: 0.8 }));
+    expect(r.texts).toEqual(['one of many 0', 'one of many 1', 'one of many 2']);
+    expect(fake.chatRequests.map((q) => q.n)).toEqual([3, 2, 1]);
+    expect(jobLlmUsage(db, 14)).toMatchObject({ calls: 1 });
+    // The prompt was paid for three times, and the ledger says so.
+    expect(r.usage.promptTokens % 3).toBe(0);
+    expect(r.usage.promptTokens).toBeGreaterThan(0);
+    expect(jobLlmUsage(db, 14).promptTokens).toBe(r.usage.promptTokens);
+  });
+
   it('serves a rerun from the cache at zero calls, across a restart', async () => {
     fake.on(/author/, 'Jane Austen');
     const first = make({ jobId: 1 });

@@ -26,7 +26,8 @@ export function estimatePromptTokens(request: CompletionRequest): number {
 export function worstCaseUsage(request: CompletionRequest, defaultMaxTokens: number): TokenUsage {
   const n = Math.max(1, request.n ?? 1);
   return {
-    promptTokens: estimatePromptTokens(request),
+    // x n: a server that ignores n is asked again per missing candidate, paying for the prompt each time.
+    promptTokens: estimatePromptTokens(request) * n,
     completionTokens: (request.maxTokens ?? defaultMaxTokens) * n,
   };
 }

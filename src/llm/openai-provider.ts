@@ -52,13 +52,35 @@ export class OpenAiProvider implements LlmProvider {
       ...(request.jsonMode ? { response_format: { type: 'json_object' as const } } : {}),
     };
     const started = performance.now();
+    const wanted = Math.max(1, request.n ?? 1);
+    const texts: string[] = [];
+    const usage = { promptTokens: 0, completionTokens: 0 };
+    let served = model;
+    // Some servers (llama.cpp, Ollama) ignore n and return one choice: ask again for the rest.
+    for (let round = 0; texts.length < wanted && round < wanted; round++) {
+      const remaining = wanted - texts.length;
+      const params = { ...body, ...(remaining !== 1 ? { n: remaining } : { n: undefined }) };
+      const part = await this.once(params, request, model, context);
+      texts.push(...part.texts.slice(0, remaining));
+      usage.promptTokens += part.usage.promptTokens;
+      usage.completionTokens += part.usage.completionTokens;
+      served = part.model;
+    }
+    return { texts, usage, model: served, latencyMs: Math.round(performance.now() - started), cached: false };
+  }
+
+  private async once(
+    body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming,
+    request: CompletionRequest,
+    model: string,
+    context: CallContext,
+  ): Promise<{ texts: string[]; usage: { promptTokens: number; completionTokens: number }; model: string }> {
     let response: OpenAI.Chat.ChatCompletion;
     try {
       response = await this.client.chat.completions.create(body, { signal: context.signal });
     } catch (err) {
       throw toLlmError(err, context.signal);
     }
-    const latencyMs = Math.round(performance.now() - started);
     if (!response || !Array.isArray(response.choices) || response.choices.length === 0) {
       throw new LlmError('llm_bad_response', 'The model endpoint answered without any choices.', 502, true);
     }
@@ -71,7 +93,7 @@ export class OpenAiProvider implements LlmProvider {
           promptTokens: request.messages.reduce((s, m) => s + countTokens(m.content, encoding) + 4, 3),
           completionTokens: texts.reduce((s, t) => s + countTokens(t, encoding), 0),
         };
-    return { texts, usage, model: response.model || model, latencyMs, cached: false };
+    return { texts, usage, model: response.model || model };
   }
 }
 
