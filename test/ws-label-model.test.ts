@@ -66,7 +66,7 @@ describe('one-coin label model on synthetic functions with known accuracies', ()
     // Sharing only mistakes is a weaker tie than being copies, so the down-weighting is milder than 1/2.
     expect(voteWeights[1]).toBeLessThan(0.8);
     expect(voteWeights[2]).toBeLessThan(0.8);
-    expect(Math.min(voteWeights[0], ...voteWeights.slice(3))).toBe(1);
+    expect(Math.min(voteWeights[0], ...voteWeights.slice(3))).toBeGreaterThan(0.9);
     let contested = 0;
     let accurateWins = 0;
     for (let d = 0; d < DOCS; d++) {

@@ -65,6 +65,12 @@ function em(
   const mass = new Float64Array(F);
   let iterations = 0;
   const score = new Float64Array(F);
+  // q is measured on functions outside every correlated pair when enough remain: a function that keeps making
+  // one particular mistake also coincides with independent functions more often than they do with each other.
+  const flagged = new Set(correlatedPairs.flat());
+  const qFromIndependent = F - flagged.size >= 3;
+  const inQ = Uint8Array.from({ length: F }, (_, f) => (qFromIndependent && flagged.has(f) ? 0 : 1));
+  const subtractPairs = qFromIndependent ? [] : correlatedPairs;
   for (let it = 0; it < opts.maxIterations; it++) {
     iterations++;
     // E-step and M-step sums in one pass over the documents (the same rule as oneCoinDecide, inlined: this
@@ -87,9 +93,11 @@ function em(
         const c = cand[base + f];
         if (c < 0) continue;
         score[c] *= factor[f];
-        mass[c]++;
-        total++;
         voted[f]++;
+        if (inQ[f]) {
+          mass[c]++;
+          total++;
+        }
       }
       let z = Math.max(0, 1 - k * q);
       for (let c = 0; c < k; c++) z += score[c];
@@ -110,8 +118,8 @@ function em(
         splitRight += p * m * (total - m);
       }
       splitWrong += (total * total - sumMassSq) / 2 - splitRight;
-      // Correlated pairs agree when wrong by construction, not by chance: they would inflate q.
-      for (const [f, g] of correlatedPairs) {
+      // Otherwise correlated pairs, which agree when wrong by construction rather than by chance, are taken out.
+      for (const [f, g] of subtractPairs) {
         const cf = cand[base + f];
         const cg = cand[base + g];
         if (cf < 0 || cg < 0) continue;
