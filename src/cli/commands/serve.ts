@@ -1,6 +1,5 @@
 /** `evaporate serve`: the REST service (the main job). */
 import type { Command } from 'commander';
-import { buildApp, assertSafeBinding } from '../../server/app.js';
 import { openDatabase } from '../../store/database.js';
 import { action, settingsFor } from '../common.js';
 
@@ -16,6 +15,8 @@ export function register(program: Command): void {
           ...(options.host ? { host: options.host } : {}),
           ...(options.port !== undefined ? { port: options.port } : {}),
         });
+        // Loaded here, not at the top: the other commands start faster without fastify and its plugins.
+        const { buildApp, assertSafeBinding } = await import('../../server/app.js');
         assertSafeBinding(settings);
         const db = openDatabase(settings.databasePath);
         // Services other areas need (llm, sandbox, job runner) are created here and passed in the context.
