@@ -13,8 +13,9 @@ import * as jobs from './commands/jobs.js';
 import * as extract from './commands/extract.js';
 import * as query from './commands/query.js';
 import * as evaluate from './commands/eval.js';
+import * as llm from './commands/llm.js';
 
-const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs, extract, query, evaluate];
+const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs, extract, query, evaluate, llm];
 
 const program = new Command();
 program
