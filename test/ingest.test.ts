@@ -12,7 +12,7 @@ import { ingestFile, ingestFiles, type IngestResult } from '../src/ingest/ingest
 import { countTokens } from '../src/llm/tokens.js';
 import { createCorpus } from '../src/store/corpora.js';
 import { openDatabase, type Db } from '../src/store/database.js';
-import { getChunks, getDocument, readyDocuments } from '../src/store/documents.js';
+import { getChunks, getDocument, iterateReadyDocuments, readyDocumentIds, readyDocuments } from '../src/store/documents.js';
 import { makeZeroPagePdf, makeZip } from './ingest-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -123,6 +123,30 @@ describe('ingestion of good files', () => {
     expect(page1).toContain('Product code DQK');
     expect(page2).toContain('Café crème naïve façade.');
     expect(page2).not.toContain('Applicant');
+  });
+
+  it('leaves Node builtins alone after loading pdfjs (its core-js would swap in slow polyfills)', async () => {
+    const { push } = Array.prototype;
+    const { parse, stringify } = JSON;
+    const { ingest } = setup();
+    await ingest('report.pdf', fs.readFileSync(path.join(fixtures, 'report.pdf')));
+    expect(Array.prototype.push).toBe(push);
+    expect(JSON.parse).toBe(parse);
+    expect(JSON.stringify).toBe(stringify);
+    for (const fn of [Array.prototype.push, JSON.parse, JSON.stringify]) expect(Function.prototype.toString.call(fn)).toContain('[native code]');
+  });
+
+  it('hands the pipeline ready documents by id list or in pages, never failed ones', async () => {
+    const { db, ingest, corpusId } = setup();
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await ingest(`p${i}.html`, Buffer.from(`<html><body><p>page ${i}</p></body></html>`)))[0].documentId!);
+    await ingest('bad.txt', Buffer.from([0xff, 0xfe, 0x00, 0xd8]));
+    expect(readyDocuments(db, corpusId, { ids: [ids[3], ids[1], 9999] }).map((d) => d.text)).toEqual(['page 3', 'page 1']);
+    expect(readyDocuments(db, corpusId, { after: ids[1], limit: 2 }).map((d) => d.id)).toEqual([ids[2], ids[3]]);
+    const all = [...iterateReadyDocuments(db, corpusId, 2)];
+    expect(all.map((d) => d.id)).toEqual(ids);
+    expect(all[0].html).toContain('<p>page 0</p>');
+    expect(readyDocumentIds(db, corpusId)).toEqual(ids);
   });
 
   it('accepts UTF-8 and BOM-marked UTF-16 text', async () => {
