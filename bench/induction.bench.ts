@@ -15,6 +15,8 @@ import { sharedData, type BenchResult } from './lib.js';
 export const ATTRIBUTES = ['title', 'author', 'isbn_13', 'publisher', 'publication_date'] as const;
 const SEED = 0;
 const SAMPLE = 10;
+/** Other samples, to show the figure is not one lucky draw. */
+const EXTRA_SEEDS = [1, 2, 3];
 
 export interface Page {
   id: string;
@@ -100,11 +102,29 @@ export default async function bench(): Promise<BenchResult> {
       function: candidates[0].description,
     });
   }
+  const mean = rows.reduce((s, r) => s + Number(r.f1_top1), 0) / rows.length;
+  rows.push({ attribute: 'average', f1_top1: Number(mean.toFixed(3)) });
+  for (const seed of EXTRA_SEEDS) {
+    const ids = new Set(seededSample(pages.map((p) => p.id), SAMPLE, seed));
+    const heldOut = pages.filter((p) => !ids.has(p.id));
+    const perAttribute: Record<string, number> = {};
+    for (const attribute of ATTRIBUTES) {
+      const examples = pages.filter((p) => ids.has(p.id)).map((p) => ({ document: { id: p.id, text: p.text, html: p.html }, values: gold[attribute].get(p.id) ?? [] }));
+      const { candidates } = induceCandidates(attribute, examples, { maxCandidates: 1 });
+      if (!candidates.length) {
+        perAttribute[attribute] = 0;
+        continue;
+      }
+      const [out] = await runInSandbox(sandbox, [candidates[0].source], heldOut);
+      perAttribute[attribute] = heldOut.reduce((s, p, d) => s + textF1(out[d], gold[attribute].get(p.id) ?? []), 0) / heldOut.length;
+    }
+    const avg = ATTRIBUTES.reduce((s, a) => s + perAttribute[a], 0) / ATTRIBUTES.length;
+    rows.push({ attribute: `average, seed ${seed}`, f1_top1: Number(avg.toFixed(3)), function: ATTRIBUTES.map((a) => `${a} ${perAttribute[a].toFixed(3)}`).join(', ') });
+  }
   } finally {
     await sandbox.close();
   }
-  const mean = rows.reduce((s, r) => s + Number(r.f1_top1), 0) / rows.length;
-  rows.push({ attribute: 'average', f1_top1: Number(mean.toFixed(3)) });
+  const mean = Number(rows.find((r) => r.attribute === 'average')!.f1_top1);
   return {
     name: 'induction',
     rows,

@@ -111,6 +111,8 @@ export interface Settings {
     maxCandidates: number;
     /** Induced candidates whose leave-one-out F1 on the labels is below this are dropped. */
     minScore: number;
+    /** Most labelled documents induction learns from (cost grows with each; a few dozen say all a site has). */
+    maxExamples: number;
   };
   jobs: {
     /** How long a runner owns a claimed job without a heartbeat before another runner may take it over. */
@@ -218,6 +220,7 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
     induction: {
       maxCandidates: envNumber('EVAPORATE_INDUCTION_CANDIDATES', 10),
       minScore: envNumber('EVAPORATE_INDUCTION_MIN_SCORE', 0.5),
+      maxExamples: envNumber('EVAPORATE_INDUCTION_MAX_EXAMPLES', 50),
     },
     jobs: {
       leaseMs: envNumber('EVAPORATE_JOB_LEASE_MS', 30_000),

@@ -83,7 +83,7 @@ export function register(program: Command): void {
         const { candidates } = induceCandidates(
           attribute,
           docs,
-          { maxCandidates: opts.max ?? settings.induction.maxCandidates, minScore: settings.induction.minScore },
+          { maxCandidates: opts.max ?? settings.induction.maxCandidates, minScore: settings.induction.minScore, maxExamples: settings.induction.maxExamples },
         );
         if (opts.json) console.log(JSON.stringify(candidates, null, 2));
         else if (!candidates.length) console.log(`No rule agrees with the labels of "${attribute}" well enough; label more documents.`);

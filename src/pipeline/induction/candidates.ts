@@ -20,13 +20,14 @@ export interface InductionInput {
   given?: LabelledExample[];
 }
 
-export function inducedForPipeline(input: InductionInput, options: { maxCandidates: number; minScore: number }): Candidate[] {
+export function inducedForPipeline(input: InductionInput, options: { maxCandidates: number; minScore: number; maxExamples?: number }): Candidate[] {
+  // Given labels first, so they are the ones kept when there are more examples than induction takes.
   const examples = new Map<number, LabelledExample>();
+  for (const g of input.given ?? []) examples.set(Number(g.document.id), g);
   for (const doc of input.sample) {
-    if (!(doc.id in input.silver)) continue;
+    if (!(doc.id in input.silver) || examples.has(doc.id)) continue;
     examples.set(doc.id, { document: { id: doc.id, text: doc.text, html: doc.html }, values: input.silver[doc.id] ?? [] });
   }
-  for (const g of input.given ?? []) examples.set(Number(g.document.id), g);
   // Nothing can be learned, or checked leave-one-out, from fewer than two documents that carry a value.
   if ([...examples.values()].filter((e) => e.values.length).length < 2) return [];
   const { candidates } = induceCandidates(input.attribute.name, [...examples.values()], options);
@@ -51,6 +52,6 @@ export function inductionHook(db: Db, settings: Settings) {
   return async (input: { corpusId: number; attribute: AttributeSpec; sample: PipelineDocument[]; silver: SilverLabels }): Promise<Candidate[]> =>
     inducedForPipeline(
       { ...input, given: labelledExamples(db, input.corpusId, input.attribute.name) },
-      { maxCandidates: settings.induction.maxCandidates, minScore: settings.induction.minScore },
+      { maxCandidates: settings.induction.maxCandidates, minScore: settings.induction.minScore, maxExamples: settings.induction.maxExamples },
     );
 }

@@ -19,6 +19,7 @@ export { prepareDocument } from './prepare.js';
 
 export const DEFAULT_MAX_CANDIDATES = 10;
 export const DEFAULT_MIN_SCORE = 0.5;
+export const DEFAULT_MAX_EXAMPLES = 50;
 
 export interface InductionResult {
   candidates: InducedCandidate[];
@@ -32,6 +33,7 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
   }
   const maxCandidates = options.maxCandidates ?? DEFAULT_MAX_CANDIDATES;
   const minScore = options.minScore ?? DEFAULT_MIN_SCORE;
+  examples = examples.slice(0, options.maxExamples ?? DEFAULT_MAX_EXAMPLES);
   const docs = examples.map((e) => prepareDocument(e.document));
   const golds = examples.map((e) => e.values.map((v) => v.trim()).filter(Boolean));
   const multiValued = golds.some((g) => g.length > 1);

@@ -56,4 +56,6 @@ export interface InductionOptions {
   maxCandidates?: number;
   /** Candidates whose leave-one-out F1 falls below this are dropped. */
   minScore?: number;
+  /** Learn from at most this many labelled documents (the first ones given). */
+  maxExamples?: number;
 }

@@ -40,6 +40,8 @@ export default async function labelRoutes(app: FastifyInstance): Promise<void> {
     '/corpora/:id/labels',
     {
       schema: {
+        tags: ['labels'],
+        summary: 'Label documents: set (replace) the values of an attribute; null = the document has no value',
         body: {
           anyOf: [
             labelSchema,
@@ -57,7 +59,13 @@ export default async function labelRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { id: string }; Querystring: { attribute?: string; document?: string } }>(
     '/corpora/:id/labels',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { attribute: { type: 'string' }, document: { type: 'string' } } } } },
+    {
+      schema: {
+        tags: ['labels'],
+        summary: 'List labels, optionally of one attribute or document',
+        querystring: { type: 'object', additionalProperties: false, properties: { attribute: { type: 'string' }, document: { type: 'string' } } },
+      },
+    },
     async (request) => ({ labels: listLabels(app.ctx.db, request.params.id, request.query) }),
   );
 
@@ -65,6 +73,8 @@ export default async function labelRoutes(app: FastifyInstance): Promise<void> {
     '/corpora/:id/labels',
     {
       schema: {
+        tags: ['labels'],
+        summary: "Remove a document's label for an attribute",
         querystring: {
           type: 'object',
           required: ['attribute', 'document'],
@@ -84,6 +94,8 @@ export default async function labelRoutes(app: FastifyInstance): Promise<void> {
     '/corpora/:id/labels/:attribute/induce',
     {
       schema: {
+        tags: ['labels'],
+        summary: "Learn candidate extraction functions from an attribute's labels (wrapper induction, no LLM)",
         body: {
           anyOf: [
             { type: 'null' },
@@ -102,7 +114,7 @@ export default async function labelRoutes(app: FastifyInstance): Promise<void> {
       const result = induceCandidates(
         request.params.attribute,
         docs,
-        { maxCandidates: request.body?.maxCandidates ?? settings.maxCandidates, minScore: request.body?.minScore ?? settings.minScore },
+        { maxCandidates: request.body?.maxCandidates ?? settings.maxCandidates, minScore: request.body?.minScore ?? settings.minScore, maxExamples: settings.maxExamples },
       );
       return { attribute: request.params.attribute, labelled: docs.length, ...result };
     },
