@@ -9,6 +9,8 @@ import type { PreparedDocument, Rule } from './types.js';
 export interface RankedRule {
   rule: Rule;
   looScore: number;
+  /** Leave-one-out share of documents where the output is exactly the label set (same comparison key). */
+  looExact: number;
   fitScore: number;
   /** Normalized outputs on the labelled documents, used to drop rules that behave identically there. */
   signature: string;
@@ -22,6 +24,7 @@ export function rankRules(
   const ranked: RankedRule[] = [];
   for (const { rule, proposedBy } of proposals.values()) {
     let loo = 0;
+    let exact = 0;
     let fit = 0;
     const outputs: (string | null)[] = [];
     for (let j = 0; j < docs.length; j++) {
@@ -35,12 +38,17 @@ export function rankRules(
       const f1 = textF1(out, golds[j].length ? golds[j] : null);
       fit += f1;
       const othersProposed = proposedBy.size > 1 || !proposedBy.has(j);
-      if (othersProposed) loo += f1;
+      if (othersProposed) {
+        loo += f1;
+        // Ties on F1 go to the rule whose output has the labels' shape: a list of authors, not one joined string,
+        // since the label model compares whole comparison keys.
+        if (outputs[j] === normalizeForComparison(golds[j].length ? golds[j] : null)) exact++;
+      }
     }
     const n = Math.max(1, docs.length);
-    ranked.push({ rule, looScore: loo / n, fitScore: fit / n, signature: JSON.stringify(outputs) });
+    ranked.push({ rule, looScore: loo / n, looExact: exact / n, fitScore: fit / n, signature: JSON.stringify(outputs) });
   }
-  ranked.sort((a, b) => b.looScore - a.looScore || b.fitScore - a.fitScore || a.rule.complexity - b.rule.complexity || (a.rule.key < b.rule.key ? -1 : 1));
+  ranked.sort((a, b) => b.looScore - a.looScore || b.looExact - a.looExact || b.fitScore - a.fitScore || a.rule.complexity - b.rule.complexity || (a.rule.key < b.rule.key ? -1 : 1));
   return ranked;
 }
 
