@@ -75,7 +75,7 @@ const window = 256;
 /** A line over the limit is split at word boundaries; a run with no boundary into character windows. */
 function pushPiece(text: string, start: number, end: number, maxTokens: number, out: Chunk[]): void {
   const piece = text.slice(start, end);
-  const risky = longRun.test(piece);
+  const risky = piece.length > window && longRun.test(piece);
   if (!risky) {
     const tokens = piece.length > 4096 ? countTokens(piece) : cachedCount(piece);
     if (tokens <= maxTokens) {

@@ -16,7 +16,12 @@ export function htmlEncoding(bytes: Buffer): string {
 }
 
 /** The page as a string, decoded with its sniffed charset (BOM, then <meta>, then the default). */
-export function decodeHtml(bytes: Buffer): string {
+export function decodeHtml(bytes: Buffer, encoding = htmlEncoding(bytes)): string {
+  // Node's own UTF-8 decoder is several times faster than iconv-lite's, and UTF-8 is most of the web.
+  if (encoding.toLowerCase() === 'utf-8') {
+    const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+    return bytes.toString('utf8', start);
+  }
   return decodeBuffer(bytes, { defaultEncoding });
 }
 
@@ -28,7 +33,7 @@ export interface HtmlParse {
 
 export function parseHtml(bytes: Buffer): HtmlParse {
   const encoding = htmlEncoding(bytes);
-  const $ = cheerio.load(decodeHtml(bytes), { xml: { xmlMode: false, decodeEntities: true } });
+  const $ = cheerio.load(decodeHtml(bytes, encoding), { xml: { xmlMode: false, decodeEntities: true } });
   const title = $('title').first().text().replace(/\s+/g, ' ').trim() || null;
   return { text: renderText($.root()[0]), title, encoding };
 }

@@ -2,6 +2,7 @@
  * Documents and their chunks. Each document is written with its chunks in one transaction, so a
  * crash or a bad file never leaves a document without chunks or chunks without a document.
  */
+import type Database from 'better-sqlite3';
 import type { Db } from './database.js';
 import { EvaporateError } from '../errors.js';
 import type { Chunk } from '../ingest/chunk.js';
@@ -34,6 +35,16 @@ export interface ChunkRow {
   tokenCount: number;
 }
 
+// Ingestion writes row after row; preparing each statement once per connection saves a parse per row.
+const statementCache = new WeakMap<Db, Map<string, Database.Statement>>();
+function stmt(db: Db, sql: string): Database.Statement {
+  let cache = statementCache.get(db);
+  if (!cache) statementCache.set(db, (cache = new Map()));
+  let s = cache.get(sql);
+  if (!s) cache.set(sql, (s = db.prepare(sql)));
+  return s;
+}
+
 const metaColumns = `id, corpus_id AS corpusId, filename, content_hash AS contentHash, kind, byte_size AS byteSize,
   status, error_code AS errorCode, error_message AS errorMessage, created_at AS createdAt`;
 
@@ -59,7 +70,7 @@ export interface FailedDocument {
 }
 
 export function findByHash(db: Db, corpusId: number, contentHash: string): { id: number; status: DocumentStatus } | undefined {
-  return db.prepare('SELECT id, status FROM documents WHERE corpus_id = ? AND content_hash = ?').get(corpusId, contentHash) as
+  return stmt(db, 'SELECT id, status FROM documents WHERE corpus_id = ? AND content_hash = ?').get(corpusId, contentHash) as
     | { id: number; status: DocumentStatus }
     | undefined;
 }
@@ -70,17 +81,17 @@ export function findByHash(db: Db, corpusId: number, contentHash: string): { id:
  */
 export function insertDocument(db: Db, doc: NewDocument): number {
   return db.transaction(() => {
-    db.prepare("DELETE FROM documents WHERE corpus_id = ? AND content_hash = ? AND status = 'failed'").run(doc.corpusId, doc.contentHash);
+    stmt(db, "DELETE FROM documents WHERE corpus_id = ? AND content_hash = ? AND status = 'failed'").run(doc.corpusId, doc.contentHash);
     const id = Number(
-      db
-        .prepare(
-          `INSERT INTO documents (corpus_id, filename, content_hash, kind, byte_size, raw, text, structure, status)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ready')`,
-        )
+      stmt(
+        db,
+        `INSERT INTO documents (corpus_id, filename, content_hash, kind, byte_size, raw, text, structure, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ready')`,
+      )
         .run(doc.corpusId, doc.filename, doc.contentHash, doc.kind, doc.raw.length, doc.raw, doc.text, JSON.stringify(doc.structure))
         .lastInsertRowid,
     );
-    const insertChunk = db.prepare('INSERT INTO chunks (document_id, idx, start_char, end_char, token_count) VALUES (?, ?, ?, ?, ?)');
+    const insertChunk = stmt(db, 'INSERT INTO chunks (document_id, idx, start_char, end_char, token_count) VALUES (?, ?, ?, ?, ?)');
     doc.chunks.forEach((c, i) => insertChunk.run(id, i, c.start, c.end, c.tokens));
     return id;
   })();
