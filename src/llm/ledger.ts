@@ -38,6 +38,9 @@ export interface ModelUsage extends UsageTotals {
   model: string;
 }
 
+type Running = Omit<UsageTotals, 'totalTokens'> & { lastId: number };
+const runningTotals = new WeakMap<Db, Map<number | null, Running>>();
+
 export class Ledger {
   private readonly insert;
   private readonly totals;
@@ -54,7 +57,7 @@ export class Ledger {
         coalesce(sum(status = 'error'), 0) AS errors, coalesce(sum(prompt_tokens), 0) AS promptTokens,
         coalesce(sum(completion_tokens), 0) AS completionTokens, coalesce(sum(cost_usd), 0) AS costUsd,
         coalesce(sum(latency_ms), 0) AS latencyMs`;
-    this.totals = db.prepare(`${select} FROM llm_usage WHERE job_id IS @jobId`);
+    this.totals = db.prepare(`${select}, coalesce(max(id), @after) AS lastId FROM llm_usage WHERE job_id IS @jobId AND id > @after`);
     this.byModel = db.prepare(`${select}, model FROM llm_usage WHERE job_id IS @jobId GROUP BY model ORDER BY model`);
   }
 
@@ -76,10 +79,32 @@ export class Ledger {
     });
   }
 
-  /** Totals for one job (undefined = calls made outside any job). */
+  /**
+   * Totals for one job (undefined = calls made outside any job). The budget asks before every call, so
+   * totals are kept per database and only rows newer than the last look are summed: O(new rows), not O(job).
+   */
   jobTotals(jobId: number | undefined): UsageTotals {
-    const r = this.totals.get({ jobId: jobId ?? null }) as Omit<UsageTotals, 'totalTokens'>;
-    return { ...r, totalTokens: r.promptTokens + r.completionTokens };
+    let perJob = runningTotals.get(this.db);
+    if (!perJob) {
+      perJob = new Map();
+      runningTotals.set(this.db, perJob);
+    }
+    const key = jobId ?? null;
+    const known = perJob.get(key) ?? { lastId: 0, calls: 0, cacheHits: 0, errors: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMs: 0 };
+    const r = this.totals.get({ jobId: key, after: known.lastId }) as Omit<UsageTotals, 'totalTokens'> & { lastId: number };
+    const next = {
+      lastId: r.lastId,
+      calls: known.calls + r.calls,
+      cacheHits: known.cacheHits + r.cacheHits,
+      errors: known.errors + r.errors,
+      promptTokens: known.promptTokens + r.promptTokens,
+      completionTokens: known.completionTokens + r.completionTokens,
+      costUsd: known.costUsd + r.costUsd,
+      latencyMs: known.latencyMs + r.latencyMs,
+    };
+    perJob.set(key, next);
+    const { lastId: _lastId, ...totals } = next;
+    return { ...totals, totalTokens: totals.promptTokens + totals.completionTokens };
   }
 
   jobTotalsByModel(jobId: number | undefined): ModelUsage[] {
