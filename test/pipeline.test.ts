@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../src/store/database.js';
 import { loadSettings } from '../src/config.js';
@@ -15,7 +14,7 @@ import { chunkText } from '../src/ingest/chunk.js';
 import { insertDocument } from '../src/store/documents.js';
 import { createSandbox } from '../src/sandbox/index.js';
 import { labelModel } from '../src/weak-supervision/index.js';
-import type { LlmProvider } from '../src/llm/types.js';
+import { createLlm, llmConfigFromEnv } from '../src/llm/index.js';
 import type { Sandbox } from '../src/sandbox/types.js';
 import { memoryJobContext, runExtraction, type ExtractDeps } from '../src/pipeline/extract-job.js';
 import { evaluateTable } from '../src/pipeline/eval.js';
@@ -25,33 +24,6 @@ import { BAD, scriptModel, swdeDir, swdeGold } from './pipeline-script.js';
 
 const PAGES = 36;
 const ATTRS = ['title', 'author', 'isbn_13', 'publisher', 'publication_date'];
-
-/** Minimal OpenAI-compatible provider over real HTTP (the composed src/llm provider replaces it when present). */
-function httpProvider(url: string): LlmProvider {
-  const client = new OpenAI({ baseURL: url, apiKey: 'test', maxRetries: 0 });
-  return {
-    name: 'test-openai',
-    async complete(req) {
-      const t0 = Date.now();
-      const r = await client.chat.completions.create({
-        model: 'fake-model',
-        messages: req.messages,
-        temperature: req.temperature,
-        n: req.n,
-        max_tokens: req.maxTokens,
-        seed: req.seed,
-        ...(req.jsonMode ? { response_format: { type: 'json_object' as const } } : {}),
-      });
-      return {
-        texts: r.choices.map((c) => c.message.content ?? ''),
-        usage: { promptTokens: r.usage?.prompt_tokens ?? 0, completionTokens: r.usage?.completion_tokens ?? 0 },
-        model: r.model,
-        latencyMs: Date.now() - t0,
-        cached: false,
-      };
-    },
-  };
-}
 
 let fake: FakeOpenAI;
 let db: Db;
@@ -76,9 +48,10 @@ beforeAll(async () => {
     });
   }
   const settings = loadSettings({ databasePath: path.join(dir, 'e.db') });
-  settings.sandbox = { ...settings.sandbox, callTimeoutMs: 250, workers: 2 };
+  settings.sandbox = { ...settings.sandbox, callTimeoutMs: 1000, workers: 2 };
   sandbox = createSandbox(settings.sandbox);
-  deps = { db, llm: httpProvider(fake.url), sandbox, labelModel: labelModel('one-coin'), settings };
+  const llm = createLlm({ db, settings, config: llmConfigFromEnv({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'test', EVAPORATE_MODEL: 'fake-model' }) });
+  deps = { db, llm, sandbox, labelModel: labelModel('one-coin'), settings };
 });
 
 afterAll(async () => {

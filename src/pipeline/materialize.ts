@@ -35,7 +35,9 @@ export function inferType(values: readonly (string | null)[]): AttributeType {
   if (present.length === 0) return 'text';
   // Long digit strings and leading zeros are identifiers (ISBN, ZIP codes), not quantities: they stay text.
   if (present.every((v) => /^[+-]?(0|[1-9]\d{0,9})$/.test(v.trim().replace(/,(?=\d{3})/g, '')))) return 'integer';
-  if (present.every((v) => /^[+-]?(\d[\d,]*)?\.?\d+$/.test(v.trim()))) return 'real';
+  const decimal = (v: string) => /^[+-]?(\d{1,3}(,\d{3})+|\d{1,15})?\.\d+$/.test(v.trim());
+  const shortInteger = (v: string) => /^[+-]?(0|[1-9]\d{0,9})$/.test(v.trim().replace(/,(?=\d{3})/g, ''));
+  if (present.some(decimal) && present.every((v) => decimal(v) || shortInteger(v))) return 'real';
   if (present.every((v) => canonicalDate(v) !== null && !/^\d{4}$/.test(v.trim()))) return 'date';
   return 'text';
 }

@@ -45,7 +45,15 @@ export async function scoreCandidates(
   topK: number,
 ): Promise<{ all: ScoredCandidate[]; kept: ScoredCandidate[] }> {
   if (candidates.length === 0 || sample.length === 0) return { all: [], kept: [] };
-  const outcomes = await sandbox.run(candidates.map((c) => ({ id: c.id, source: c.source })), [...sample]);
+  // Probe on one document first: a candidate that does not compile or hangs there is not run on the rest,
+  // so each hanging candidate costs one timeout (and one replaced worker), not one per sample document.
+  const fns = candidates.map((c) => ({ id: c.id, source: c.source }));
+  const probe = await sandbox.run(fns, [sample[0]]);
+  const fatal = (o: CallOutcome) => !o.ok && (o.error.code === 'compile' || o.error.code === 'timeout' || o.error.code === 'memory');
+  const survivors = fns.filter((_, f) => !fatal(probe[f][0]));
+  const rest = sample.length > 1 && survivors.length > 0 ? await sandbox.run(survivors, sample.slice(1)) : [];
+  const restById = new Map(survivors.map((f, i) => [f.id, rest[i]]));
+  const outcomes = fns.map((f, i) => [probe[i][0], ...(restById.get(f.id) ?? sample.slice(1).map(() => probe[i][0]))]);
   const all = scoreOutcomes(candidates, outcomes, sample.map((d) => silver[Number(d.id)] ?? null));
   return { all, kept: selectTop(all, topK, sample.length) };
 }
