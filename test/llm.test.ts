@@ -234,6 +234,18 @@ describe('LLM layer against a real HTTP fake', () => {
     expect(fake.chatRequests).toHaveLength(5);
   });
 
+  it('paces tokens per minute by each call\'s worst case (prompt + max_tokens)', async () => {
+    fake.otherwise('ok');
+    const limiter = new RateLimiter({ concurrency: 50, requestsPerMinute: 0, tokensPerMinute: 60_000, defaultMaxTokens: 16 });
+    const llm = make({ limiter, llm: { cache: false } });
+    (await limiter.acquire(60_000))(); // spend the bucket: from here on 1,000 tokens per second
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 3 }, (_, i) => llm.complete(ask(`t${i}`, { maxTokens: 90 }))));
+    // Each call reserves ~100 tokens (a few prompt tokens + 90), so three need ~0.3 s of refill.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(fake.chatRequests).toHaveLength(3);
+  });
+
   it('starts without a model and fails a call at once naming the variables to set', async () => {
     const config = llmConfigFromEnv({});
     const llm = createLlm({ db, settings: testSettings(), config });
