@@ -6,6 +6,7 @@
 import { loadSettings } from '../src/config.js';
 import { openDatabase } from '../src/store/database.js';
 import { JobRunner } from '../src/jobs/runner.js';
+import { exitGracefully } from '../src/jobs/system.js';
 import { demoHandler } from './jobs-demo-handler.js';
 
 const [dbPath, llmUrl] = process.argv.slice(2) as [string, string];
@@ -14,13 +15,20 @@ const db = openDatabase(dbPath);
 const log = (line: string) => process.stdout.write(`${process.pid} ${line}\n`);
 const runner = new JobRunner({ db, settings: settings.jobs, handlers: { demo: demoHandler(db, { llmUrl, log }) } });
 
-process.on('SIGTERM', () => {
-  void runner.stop().then(() => {
+let stopping = false;
+exitGracefully(
+  {
+    stop: () => {
+      stopping = true;
+      return runner.stop();
+    },
+  },
+  () => {
     db.close();
     log('stopped');
-    process.exit(0);
-  });
-});
+  },
+  () => {},
+);
 
 log('ready');
 // Drain until no job is queued or running: a job still leased by a killed process is claimable once
@@ -31,6 +39,7 @@ for (;;) {
     log(`finished ${job.id} ${job.state}`);
     continue;
   }
+  if (stopping) await new Promise(() => {}); // exitGracefully ends the process
   const open = db.prepare("SELECT count(*) FROM jobs WHERE state IN ('queued','running')").pluck().get() as number;
   if (open === 0) break;
   await new Promise((r) => setTimeout(r, settings.jobs.pollMs));

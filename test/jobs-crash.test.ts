@@ -194,3 +194,29 @@ describe('two runner processes on one database', () => {
     await fake.close();
   });
 });
+
+describe('graceful shutdown', () => {
+  it('on SIGTERM finishes the unit in hand, hands the job back, closes the database; a restart completes it', async () => {
+    const fake = await startFakeOpenAI();
+    demoAnswers(fake);
+    const { file, jobId } = setup();
+    const child = startChild(file, fake.url);
+    await child.waitFor(/unit-start corpus:batch:2$/);
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    expect(child.lines.at(-1)).toMatch(/ stopped$/);
+    // Closed cleanly: the write-ahead log was folded back into the database file.
+    expect(fs.existsSync(`${file}-wal`)).toBe(false);
+    const db = openDatabase(file);
+    expect(db.prepare('SELECT state, lease_owner FROM jobs WHERE id = ?').get(jobId)).toEqual({ state: 'queued', lease_owner: null });
+    const keys = db.prepare('SELECT key FROM job_checkpoints WHERE job_id = ?').pluck().all(jobId);
+    expect(keys).toContain('corpus:batch:2');
+    expect(keys).not.toContain('corpus:batch:3');
+    db.close();
+    const again = startChild(file, fake.url);
+    expect(await again.exited).toBe(0);
+    expect(again.lines.some((l) => / unit-start corpus:batch:2$/.test(l))).toBe(false);
+    expect(again.lines.some((l) => l.endsWith(`finished ${jobId} succeeded`))).toBe(true);
+    await fake.close();
+  });
+});

@@ -105,6 +105,7 @@ export class JobRunner {
 
   /** Claims and runs at most one job to completion; for tests and one-shot CLI use. */
   async runOnce(): Promise<JobRow | undefined> {
+    if (this.stopping) return undefined;
     settleAbandoned(this.db, this.settings.maxAttempts);
     const row = claimJob(this.db, this.owner, Object.keys(this.handlers), this.settings.leaseMs);
     if (!row) return undefined;
@@ -125,12 +126,10 @@ export class JobRunner {
           const row = claimJob(this.db, this.owner, Object.keys(this.handlers), this.settings.leaseMs);
           if (row) {
             claimed = true;
-            const done = this.execute(row).finally(() => {
-              this.active.delete(row.id);
-              this.wake();
-            });
-            const entry = this.active.get(row.id);
-            if (entry) entry.done = done;
+            // A failure here is in the bookkeeping itself (the handler's errors are recorded on the row).
+            void this.execute(row)
+              .catch((e) => console.error(`job ${row.id}: runner error`, e))
+              .finally(() => this.wake());
           }
         } catch (e) {
           // A locked database (another writer past busy_timeout) is transient: try again next poll.
@@ -164,7 +163,8 @@ export class JobRunner {
   private async execute(row: JobRow): Promise<void> {
     const { db, owner } = this;
     const controller = new AbortController();
-    const entry: Active = { row, controller, done: Promise.resolve() };
+    let settled!: () => void;
+    const entry: Active = { row, controller, done: new Promise<void>((r) => (settled = r)) };
     this.active.set(row.id, entry);
     const abort = (reason: StopReason) => {
       if (!controller.signal.aborted) controller.abort(new JobAbortError(reason));
@@ -239,6 +239,7 @@ export class JobRunner {
       clearInterval(heartbeat);
       this.active.delete(row.id);
       this.emit(row.id);
+      settled();
     }
   }
 

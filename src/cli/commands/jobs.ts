@@ -10,6 +10,8 @@ import { isEvaporateError } from '../../errors.js';
 import { openDatabase } from '../../store/database.js';
 import { JobService } from '../../jobs/service.js';
 import { TERMINAL_STATES, type JobView } from '../../jobs/store.js';
+import type { JobHandler } from '../../jobs/types.js';
+import type { IncrementalPipeline } from '../../jobs/nightly.js';
 
 let globalDb: () => string | undefined = () => undefined;
 
@@ -136,6 +138,8 @@ export function registerJobsCommands(program: Command): void {
       }),
     );
 
+  registerWorkerCommand(jobs, globalDb);
+
   jobs
     .command('health')
     .description('Per-run health of each attribute of a corpus (share of documents where functions abstain or disagree)')
@@ -151,4 +155,40 @@ export function registerJobsCommands(program: Command): void {
         }
       }),
     );
+}
+
+/**
+ * `evaporate jobs worker`: a runner (and scheduler) process. The extract job comes from the pipeline; the
+ * nightly job is registered when the pipeline provides its IncrementalPipeline (src/pipeline/incremental.ts
+ * exporting createIncrementalPipeline(services)).
+ */
+export function registerWorkerCommand(jobs: Command, dbPath: () => string | undefined): void {
+  jobs
+    .command('worker')
+    .description('Run queued jobs and fire corpus schedules until SIGTERM (then stop at the next checkpoint)')
+    .option('--concurrency <n>', 'jobs at once', (v) => Number.parseInt(v, 10), 1)
+    .option('--no-schedule', 'do not fire cron schedules in this process')
+    .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
+    .action(async (opts: { concurrency: number; schedule: boolean; db?: string }) => {
+      const { startJobSystem, exitGracefully } = await import('../../jobs/system.js');
+      const { createPipelineServices, extractHandler, EXTRACT_JOB_KIND } = await import('../../pipeline/service.js');
+      const { createNightlyHandler } = await import('../../jobs/nightly.js');
+      const settings = loadSettings(opts.db || dbPath() ? { databasePath: opts.db ?? dbPath()! } : {});
+      const db = openDatabase(settings.databasePath);
+      const services = createPipelineServices(db, settings);
+      const handlers: Record<string, JobHandler<any, any>> = { [EXTRACT_JOB_KIND]: extractHandler(services) };
+      const incrementalModule = '../../pipeline/incremental.js';
+      const incremental = (await import(incrementalModule).catch(() => undefined)) as
+        | { createIncrementalPipeline?: (s: typeof services) => IncrementalPipeline }
+        | undefined;
+      if (incremental?.createIncrementalPipeline) {
+        handlers.nightly = createNightlyHandler({ db, pipeline: incremental.createIncrementalPipeline(services), settings: settings.jobs });
+      }
+      const system = startJobSystem({ db, settings, handlers, schedule: opts.schedule, concurrency: opts.concurrency });
+      console.error(`worker ${system.runner.owner}: running ${Object.keys(handlers).join(', ')} jobs from ${settings.databasePath}`);
+      exitGracefully(system, async () => {
+        await services.close();
+        db.close();
+      });
+    });
 }
