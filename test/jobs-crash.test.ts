@@ -166,6 +166,30 @@ describe('jobs survive SIGKILL', () => {
 });
 
 describe('two runner processes on one database', () => {
+  it('a runner paused past its lease loses the job and cannot commit when it wakes up', async () => {
+    const fake = await startFakeOpenAI();
+    demoAnswers(fake);
+    const { file, jobId } = setup();
+    const a = startChild(file, fake.url);
+    await a.waitFor(/unit-start corpus:batch:1$/);
+    a.proc.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 1800)); // past the 1.5 s lease
+    const b = startChild(file, fake.url);
+    await b.waitFor(/unit-start corpus:batch:2$/);
+    a.proc.kill('SIGCONT');
+    expect(await b.exited).toBe(0);
+    expect(await a.exited).toBe(0);
+    expect(a.lines.some((l) => / unit-end corpus:batch:1$/.test(l))).toBe(true); // it did finish the unit...
+    const db = openDatabase(file);
+    // ...but the fence refused its commit: the runner that held the lease recorded it.
+    const owner = db.prepare("SELECT attempt FROM job_checkpoints WHERE job_id = ? AND key = 'corpus:batch:1'").pluck().get(jobId);
+    expect(owner).toBe(2);
+    expect(db.prepare('SELECT count(*) FROM extractions').pluck().get()).toBe(120);
+    expect(db.prepare('SELECT state, attempt FROM jobs WHERE id = ?').get(jobId)).toEqual({ state: 'succeeded', attempt: 2 });
+    db.close();
+    await fake.close();
+  });
+
   it('never run the same job or unit twice', async () => {
     const fake = await startFakeOpenAI();
     demoAnswers(fake);
