@@ -43,7 +43,14 @@ const parseId = (raw: string) => Number.parseInt(raw, 10);
 
 export async function followJob(service: JobService, id: number, pollMs: number, out = process.stderr): Promise<JobView> {
   const bar = new cliProgress.SingleBar(
-    { format: '{step} [{bar}] {value}/{total} | ETA {eta_s} | {tokens} tokens ${cost} | {state}', stream: out, hideCursor: true },
+    {
+      format: '{step} [{bar}] {value}/{total} | ETA {eta_s} | {tokens} tokens ${cost} | {state}',
+      stream: out,
+      hideCursor: true,
+      // Logs (no terminal) still get a progress line every few seconds.
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
+    },
     cliProgress.Presets.shades_classic,
   );
   let view = service.get(id);
