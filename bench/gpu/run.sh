@@ -1,0 +1,39 @@
+#!/bin/bash
+# One script, one run on the GPU machine (issue 10): build the CUDA engine and its driver, check it against the
+# PyTorch reference fixtures and the CPU backend (cuBLAS and our WMMA GEMM), then time it beside the PyTorch
+# anchors (our PyTorch BASED, and a same-size Transformer on FlashAttention-2 through SDPA) at both shapes.
+#   from the repository root on the GPU machine:  bash bench/gpu/run.sh     (results in $OUT)
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/based-gpu-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+# cuBLAS: the toolkit's own, or the one PyTorch ships
+BLAS_FLAGS=""
+if [ ! -f /usr/local/cuda/include/cublas_v2.h ]; then
+  NV=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))' 2>/dev/null)
+  [ -n "$NV" ] && BLAS_FLAGS="-I$NV/include -L$NV/lib -Xlinker -rpath=$NV/lib"
+fi
+SRC="native/cuda/cuda_backend.cu native/cuda/gpu_driver.cu native/src/engine.cpp native/src/cpu_backend.cpp native/src/cpu_kernels.cpp native/src/model.cpp native/src/safetensors.cpp native/src/json.cpp native/src/threadpool.cpp"
+nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xcompiler -pthread,-march=x86-64-v2 $SRC $BLAS_FLAGS -lcublas \
+  -o /tmp/based_gpu 2>&1 | tee "$OUT/build.log" | grep -E "error" && exit 1
+ls -la /tmp/based_gpu || exit 1
+{
+  for gemm in cublas wmma; do
+    echo "== GEMM $gemm"
+    for f in tiny-based tiny-based-bf16 tiny-jrt; do
+      echo "-- $f: reference fixtures"; EVAPORATE_GPU_GEMM=$gemm /tmp/based_gpu check fixtures/based/$f fixtures/based/$f/cases/cases.safetensors 2e-2
+      echo "-- $f: GPU vs CPU"; EVAPORATE_GPU_GEMM=$gemm /tmp/based_gpu parity fixtures/based/$f 2e-2
+    done
+  done
+} 2>&1 | tee "$OUT/correctness.log"
+python3 bench/gpu/make_configs.py /tmp/cfg
+{
+  for m in based-360m based-1b; do
+    /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 1024 16 32768
+  done
+  EVAPORATE_GPU_GEMM=wmma /tmp/based_gpu bench /tmp/cfg/based-360m.json based-360m-wmma 128 256 16 8192
+} 2>&1 | tee "$OUT/engine.log"
+timeout 420 python3 bench/gpu/anchors.py /tmp/cfg 2>&1 | tee "$OUT/anchors.log"
+grep -h '^RESULT ' "$OUT/engine.log" "$OUT/anchors.log" | sed 's/^RESULT //' > "$OUT/results.jsonl"
+cat "$OUT/results.jsonl"

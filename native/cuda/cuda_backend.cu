@@ -1,0 +1,984 @@
+// CUDA kernels and the device-resident engine. The math mirrors cpu_backend.cpp term for term (same compact
+// Taylor features, chunking, ring-buffer layout), so the CPU path is the oracle for this one.
+#include "cuda_backend.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+// cuBLAS where the toolkit has it (the GPU machine); our tensor-core GEMM otherwise (e.g. CI, whose nvcc
+// comes without cuBLAS), and on request (EVAPORATE_GPU_GEMM=wmma) so that path is tested on a GPU too.
+#if __has_include(<cublas_v2.h>)
+#include <cublas_v2.h>
+#define BASED_HAVE_CUBLAS 1
+#endif
+#include <cstdlib>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "../src/errors.h"
+
+namespace based {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+void ck(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw EngineError("cuda_error", std::string(what) + ": " + cudaGetErrorString(e));
+}
+#ifdef BASED_HAVE_CUBLAS
+void ck(cublasStatus_t e, const char* what) {
+  if (e != CUBLAS_STATUS_SUCCESS) throw EngineError("cuda_error", std::string(what) + ": cuBLAS status " + std::to_string(int(e)));
+}
+#endif
+#define CK(x) ck((x), #x)
+#define LAUNCHED() ck(cudaGetLastError(), "kernel launch")
+
+template <class T>
+T* devAlloc(size_t n) {
+  void* p = nullptr;
+  CK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
+  return static_cast<T*>(p);
+}
+
+__device__ inline float silu(float x) { return x / (1.f + __expf(-x)); }
+
+__device__ inline float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  return v;
+}
+
+// ---------------------------------------------------------------- elementwise and normalization
+
+__global__ void embedKernel(const int32_t* tok, const bf16* E, float* X, int d) {
+  const int64_t t = blockIdx.x;
+  const bf16* row = E + int64_t(tok[t]) * d;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) X[t * d + i] = __bfloat162float(row[i]);
+}
+
+// Adds an optional bias into the fp32 residual row, then writes the RMS-normalized row in bf16: the residual
+// add itself happened in the preceding GEMM (beta = 1), so this is the whole "add + norm" in one pass.
+__global__ void biasRmsnormKernel(float* X, const int64_t* rows, const float* bias, const float* w, bf16* H, int d, float eps) {
+  const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
+  float* x = X + r * d;
+  float ss = 0;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    float v = x[i];
+    if (bias) x[i] = v = v + bias[i];
+    ss += v * v;
+  }
+  __shared__ float part[32];
+  ss = warpSum(ss);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+    v = warpSum(v);
+    if (threadIdx.x == 0) part[0] = v;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(part[0] / d + eps);
+  bf16* h = H + int64_t(blockIdx.x) * d;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) h[i] = __float2bfloat16(x[i] * inv * w[i]);
+}
+
+__global__ void biasBf16Kernel(bf16* Y, const float* b, int64_t T, int n, int ld) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= T * n) return;
+  const int64_t t = idx / n;
+  const int c = int(idx % n);
+  Y[t * ld + c] = __float2bfloat16(__bfloat162float(Y[t * ld + c]) + b[c]);
+}
+
+__global__ void swigluKernel(const bf16* G, bf16* A, int64_t T, int hid) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= T * hid) return;
+  const int64_t t = idx / hid;
+  const int j = int(idx % hid);
+  const float y = __bfloat162float(G[t * 2 * hid + j]), g = __bfloat162float(G[t * 2 * hid + hid + j]);
+  A[idx] = __float2bfloat16(y * silu(g));
+}
+
+__global__ void argmaxKernel(const float* logits, int vocab, int ld, int32_t* out) {
+  const float* row = logits + int64_t(blockIdx.x) * ld;
+  float best = -INFINITY;
+  int arg = 0;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+    if (row[i] > best) best = row[i], arg = i;
+  __shared__ float sv[256];
+  __shared__ int si[256];
+  sv[threadIdx.x] = best, si[threadIdx.x] = arg;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) {
+      const float o = sv[threadIdx.x + s];
+      const int oi = si[threadIdx.x + s];
+      if (o > sv[threadIdx.x] || (o == sv[threadIdx.x] && oi < si[threadIdx.x])) sv[threadIdx.x] = o, si[threadIdx.x] = oi;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = si[0];
+}
+
+__global__ void advanceKernel(int64_t* pos, int B, int L) {
+  const int s = blockIdx.x * blockDim.x + threadIdx.x;
+  if (s < B) pos[s] += L;
+}
+
+// ---------------------------------------------------------------- BaseConv (short causal conv, gated)
+
+// U: [B*L, 2*inner] (conv input, then gate). tail: [slots][K-1][inner] fp32, oldest first.
+__global__ void convKernel(const bf16* U, const float* tail, const float* w, const float* b, bf16* V, int B, int L, int inner, int K) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= int64_t(B) * L * inner) return;
+  const int ch = int(idx % inner);
+  const int64_t t = idx / inner;
+  const int s = int(t / L), tt = int(t % L);
+  float y = b ? b[ch] : 0.f;
+  for (int j = 0; j < K; ++j) {
+    const int x = tt - (K - 1) + j;
+    const float in = x >= 0 ? __bfloat162float(U[(int64_t(s) * L + x) * 2 * inner + ch]) : tail[(int64_t(s) * (K - 1) + (K - 1 + x)) * inner + ch];
+    y += w[ch * K + j] * in;
+  }
+  V[t * inner + ch] = __float2bfloat16(silu(y) * __bfloat162float(U[t * 2 * inner + inner + ch]));
+}
+
+// Runs after convKernel: keeps the last K-1 inputs. Increasing j reads slots at or past L+j, never ones already rewritten.
+__global__ void convTailKernel(const bf16* U, float* tail, int B, int L, int inner, int K) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= int64_t(B) * inner) return;
+  const int ch = int(idx % inner), s = int(idx / inner);
+  float* tl = tail + int64_t(s) * (K - 1) * inner;
+  for (int j = 0; j < K - 1; ++j) {
+    const int x = L - (K - 1) + j;
+    tl[int64_t(j) * inner + ch] = x >= 0 ? __bfloat162float(U[(int64_t(s) * L + x) * 2 * inner + ch]) : tl[int64_t(K - 1 + x) * inner + ch];
+  }
+}
+
+// ---------------------------------------------------------------- Taylor linear attention
+
+// Compact feature i of x: 1, x_a / d^(1/4), x_a^2 / (sqrt2 sqrt d) or x_a x_b / sqrt d (as cpu_backend.cpp's taylor()).
+struct FeatureTable {
+  int16_t a[1024], b[1024];
+  float c[1024];
+};
+
+__device__ inline float feature(const FeatureTable& ft, int i, const bf16* x) {
+  const int a = ft.a[i], b = ft.b[i];
+  if (a < 0) return 1.f;
+  const float xa = __bfloat162float(x[a]);
+  return b < 0 ? xa * ft.c[i] : xa * __bfloat162float(x[b]) * ft.c[i];
+}
+
+__device__ void buildTable(FeatureTable& ft, int f, float rd) {
+  const float rrd = sqrtf(rd);
+  for (int i = threadIdx.x; i < 1 + f + f * (f + 1) / 2; i += blockDim.x) {
+    if (i == 0) { ft.a[i] = -1; ft.b[i] = -1; ft.c[i] = 1.f; continue; }
+    if (i <= f) { ft.a[i] = int16_t(i - 1); ft.b[i] = -1; ft.c[i] = 1.f / rrd; continue; }
+    int k = i - 1 - f, a = 0;
+    while (k >= f - a) k -= f - a, ++a;  // row a of the upper triangle holds f - a pairs
+    const int b = a + k;
+    ft.a[i] = int16_t(a), ft.b[i] = int16_t(b);
+    ft.c[i] = a == b ? 1.f / (sqrtf(2.f) * rd) : 1.f / rd;
+  }
+}
+
+struct LaArgs {
+  const bf16* QKV;  // [T, ld]: q at qOff, k at kOff, v at vOff (head-major)
+  int ld, qOff, kOff, vOff;
+  const bf16* ENC;  // JRT: [T, ldEnc], k_enc at 0, v_enc at h*f (null otherwise)
+  int ldEnc;
+  const int* encLen;      // per slot, applied only on fresh states
+  const int64_t* pos;     // per slot
+  float* S;               // [slots, h, F, dh]
+  float* z;               // [slots, h, F]
+  bf16* Y;                // [T, h*dh]
+  int B, L, h, f, F, dh, C;
+  float rd, eps;
+};
+
+// One block per (slot, head): chunks of C tokens, quadratic inside a chunk, state carried across chunks.
+__global__ void laPrefillKernel(LaArgs a) {
+  extern __shared__ float smem[];
+  __shared__ FeatureTable ft;
+  const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
+  const int F = a.F, dh = a.dh, C = a.C;
+  float* sS = smem;                 // [F, dh]
+  float* sz = sS + F * dh;          // [F]
+  float* pq = sz + F;               // [C, F]
+  float* pk = pq + C * F;           // [C, F]
+  float* sv = pk + C * F;           // [C, dh]
+  float* sa = sv + C * dh;          // [C, C]
+  float* sden = sa + C * C;         // [C]
+  buildTable(ft, a.f, a.rd);
+  float* gS = a.S + (int64_t(s) * a.h + hd) * F * dh;
+  float* gz = a.z + (int64_t(s) * a.h + hd) * F;
+  for (int i = threadIdx.x; i < F * dh; i += blockDim.x) sS[i] = gS[i];
+  for (int i = threadIdx.x; i < F; i += blockDim.x) sz[i] = gz[i];
+  __syncthreads();
+  const int64_t base = int64_t(s) * a.L;
+
+  auto fold = [&](int cn) {  // state += phi(k)^T v over the cn rows in pk / sv
+    for (int idx = threadIdx.x; idx < F * dh; idx += blockDim.x) {
+      const int i = idx / dh, j = idx % dh;
+      float acc = 0;
+      for (int u = 0; u < cn; ++u) acc += pk[u * F + i] * sv[u * dh + j];
+      sS[idx] += acc;
+    }
+    for (int i = threadIdx.x; i < F; i += blockDim.x) {
+      float acc = 0;
+      for (int u = 0; u < cn; ++u) acc += pk[u * F + i];
+      sz[i] += acc;
+    }
+  };
+
+  // JRT-RNN: a fresh state starts from the non-causal prefix read through the encoder projections
+  if (a.ENC && a.pos[s] == 0) {
+    const int e = min(a.encLen[s], a.L);
+    for (int c0 = 0; c0 < e; c0 += C) {
+      const int cn = min(C, e - c0);
+      for (int idx = threadIdx.x; idx < cn * F; idx += blockDim.x) {
+        const int t = idx / F, i = idx % F;
+        pk[idx] = feature(ft, i, a.ENC + (base + c0 + t) * a.ldEnc + hd * a.f);
+      }
+      for (int idx = threadIdx.x; idx < cn * dh; idx += blockDim.x) {
+        const int t = idx / dh, j = idx % dh;
+        sv[idx] = __bfloat162float(a.ENC[(base + c0 + t) * a.ldEnc + a.h * a.f + hd * dh + j]);
+      }
+      __syncthreads();
+      fold(cn);
+      __syncthreads();
+    }
+  }
+
+  for (int c0 = 0; c0 < a.L; c0 += C) {
+    const int cn = min(C, a.L - c0);
+    for (int idx = threadIdx.x; idx < cn * F; idx += blockDim.x) {
+      const int t = idx / F, i = idx % F;
+      const bf16* row = a.QKV + (base + c0 + t) * a.ld;
+      pq[idx] = feature(ft, i, row + a.qOff + hd * a.f);
+      pk[idx] = feature(ft, i, row + a.kOff + hd * a.f);
+    }
+    for (int idx = threadIdx.x; idx < cn * dh; idx += blockDim.x) {
+      const int t = idx / dh, j = idx % dh;
+      sv[idx] = __bfloat162float(a.QKV[(base + c0 + t) * a.ld + a.vOff + hd * dh + j]);
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < cn * cn; idx += blockDim.x) {
+      const int t = idx / cn, u = idx % cn;
+      float dot = 0;
+      if (u <= t)
+        for (int i = 0; i < F; ++i) dot += pq[t * F + i] * pk[u * F + i];
+      sa[t * C + u] = dot;
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < cn; t += blockDim.x) {
+      float den = 0;
+      for (int i = 0; i < F; ++i) den += pq[t * F + i] * sz[i];
+      for (int u = 0; u <= t; ++u) den += sa[t * C + u];
+      sden[t] = den;
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < cn * dh; idx += blockDim.x) {
+      const int t = idx / dh, j = idx % dh;
+      float num = 0;
+      for (int i = 0; i < F; ++i) num += pq[t * F + i] * sS[i * dh + j];
+      for (int u = 0; u <= t; ++u) num += sa[t * C + u] * sv[u * dh + j];
+      a.Y[(base + c0 + t) * (a.h * dh) + hd * dh + j] = __float2bfloat16(num / (sden[t] + a.eps));
+    }
+    __syncthreads();
+    fold(cn);
+    __syncthreads();
+  }
+  for (int i = threadIdx.x; i < F * dh; i += blockDim.x) gS[i] = sS[i];
+  for (int i = threadIdx.x; i < F; i += blockDim.x) gz[i] = sz[i];
+}
+
+// Decode (one token per slot): one pass over the state updates it and forms the output from the updated rows.
+// Threads: dh columns x G row groups; column-contiguous state rows keep the warp's accesses coalesced.
+__global__ void laDecodeKernel(LaArgs a) {
+  __shared__ FeatureTable ft;
+  __shared__ float pq[1024], pk[1024], v[256], num[1024], den[256];
+  const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
+  const int F = a.F, dh = a.dh, G = blockDim.x / dh;
+  buildTable(ft, a.f, a.rd);
+  __syncthreads();
+  const bf16* row = a.QKV + int64_t(s) * a.ld;
+  for (int i = threadIdx.x; i < F; i += blockDim.x) {
+    pq[i] = feature(ft, i, row + a.qOff + hd * a.f);
+    pk[i] = feature(ft, i, row + a.kOff + hd * a.f);
+  }
+  for (int j = threadIdx.x; j < dh; j += blockDim.x) v[j] = __bfloat162float(row[a.vOff + hd * dh + j]);
+  __syncthreads();
+  const int j = threadIdx.x % dh, g = threadIdx.x / dh;
+  float* S = a.S + (int64_t(s) * a.h + hd) * F * dh;
+  float* z = a.z + (int64_t(s) * a.h + hd) * F;
+  float acc = 0, dacc = 0;
+  const float vj = v[j];
+  for (int i = g; i < F; i += G) {
+    const float sij = S[i * dh + j] + pk[i] * vj;
+    S[i * dh + j] = sij;
+    acc += pq[i] * sij;
+    if (j == 0) {
+      const float zi = z[i] + pk[i];
+      z[i] = zi;
+      dacc += pq[i] * zi;
+    }
+  }
+  num[g * dh + j] = acc;
+  if (j == 0) den[g] = dacc;
+  __syncthreads();
+  if (g == 0) {
+    float n = 0, dd = 0;
+    for (int k = 0; k < G; ++k) n += num[k * dh + j], dd += den[k];
+    a.Y[int64_t(s) * (a.h * dh) + hd * dh + j] = __float2bfloat16(n / (dd + a.eps));
+  }
+}
+
+// ---------------------------------------------------------------- sliding-window softmax attention
+
+__global__ void rotaryKernel(bf16* QKV, const int64_t* pos, int B, int L, int d, int h, int dh, int rd, float base) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int half = rd / 2;
+  if (idx >= int64_t(B) * L * h * half) return;
+  const int i = int(idx % half);
+  const int hd = int((idx / half) % h);
+  const int64_t t = idx / (int64_t(half) * h);
+  const int s = int(t / L), tt = int(t % L);
+  const float invFreq = powf(base, -float(2 * i) / float(rd));
+  const float ang = float(pos[s] + tt) * invFreq;
+  float sn, cs;
+  sincosf(ang, &sn, &cs);
+  for (int part = 0; part < 2; ++part) {
+    bf16* x = QKV + t * 3 * d + part * d + hd * dh;
+    const float x1 = __bfloat162float(x[i]), x2 = __bfloat162float(x[i + half]);
+    x[i] = __float2bfloat16(x1 * cs - x2 * sn);
+    x[i + half] = __float2bfloat16(x1 * sn + x2 * cs);
+  }
+}
+
+struct SwArgs {
+  const bf16* QKV;  // [T, 3d], rotary applied
+  const float* keys;    // ring [slots, W+1, d]
+  const float* values;
+  const int64_t* pos;
+  bf16* Y;  // [T, d]
+  int B, L, d, h, dh, W;
+  float scale;
+};
+
+// One warp per (token, head): online softmax over the window, each lane holding dh/32 output columns.
+__global__ void swAttentionKernel(SwArgs a) {
+  const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (warp >= int64_t(a.B) * a.L * a.h) return;
+  const int hd = int(warp % a.h);
+  const int64_t t = warp / a.h;
+  const int s = int(t / a.L), tt = int(t % a.L);
+  const int64_t p0 = a.pos[s], p = p0 + tt, lo = p - a.W > 0 ? p - a.W : 0;
+  const int ring = a.W + 1, per = (a.dh + 31) / 32;
+  // lane owns columns lane, lane+32, ...; lanes past dh (head dims under 32) carry zeros
+  float q[4], acc[4];
+  for (int e = 0; e < 4; ++e) {
+    const int col = lane + 32 * e;
+    q[e] = e < per && col < a.dh ? __bfloat162float(a.QKV[t * 3 * a.d + hd * a.dh + col]) : 0.f;
+    acc[e] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  for (int64_t jpos = lo; jpos <= p; ++jpos) {
+    float kv[4], vv[4];
+    const bool fresh = jpos >= p0;
+    const bf16* r = a.QKV + (int64_t(s) * a.L + (jpos - p0)) * 3 * a.d;
+    const int64_t off = (int64_t(s) * ring + jpos % ring) * a.d + hd * a.dh;
+    for (int e = 0; e < 4; ++e) {
+      const int col = lane + 32 * e;
+      const bool ok = e < per && col < a.dh;
+      kv[e] = !ok ? 0.f : fresh ? __bfloat162float(r[a.d + hd * a.dh + col]) : a.keys[off + col];
+      vv[e] = !ok ? 0.f : fresh ? __bfloat162float(r[2 * a.d + hd * a.dh + col]) : a.values[off + col];
+    }
+    float dot = 0;
+    for (int e = 0; e < 4; ++e) dot += q[e] * kv[e];
+    dot = warpSum(dot) * a.scale;
+    const float mn = fmaxf(m, dot), corr = __expf(m - mn), pj = __expf(dot - mn);
+    l = l * corr + pj;
+    for (int e = 0; e < 4; ++e) acc[e] = acc[e] * corr + pj * vv[e];
+    m = mn;
+  }
+  for (int e = 0; e < per; ++e)
+    if (lane + 32 * e < a.dh) a.Y[t * a.d + hd * a.dh + lane + 32 * e] = __float2bfloat16(acc[e] / l);
+}
+
+// Runs after attention: the last W+1 keys and values go to their ring slots (position mod W+1).
+__global__ void ringWriteKernel(const bf16* QKV, float* keys, float* values, const int64_t* pos, int B, int L, int d, int W) {
+  const int ring = W + 1, keep = min(L, ring);
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= int64_t(B) * keep * d) return;
+  const int c = int(idx % d);
+  const int k = int((idx / d) % keep), s = int(idx / (int64_t(d) * keep));
+  const int tt = L - keep + k;
+  const int64_t slot = (pos[s] + tt) % ring;
+  const bf16* r = QKV + (int64_t(s) * L + tt) * 3 * d;
+  keys[(int64_t(s) * ring + slot) * d + c] = __bfloat162float(r[d + c]);
+  values[(int64_t(s) * ring + slot) * d + c] = __bfloat162float(r[2 * d + c]);
+}
+
+// C[T, out] = A[T, in] . W[out, in]^T + beta C, bf16 operands on tensor cores, fp32 accumulation.
+// 64x64 output tile per block of 4 warps (32x32 each), k-steps of 32 staged through shared memory.
+template <bool OutF32>
+__global__ void wmmaGemmKernel(const bf16* A, int lda, const bf16* W, int64_t T, int in, int out, void* Cv, int ldc, float beta) {
+  using namespace nvcuda;
+  constexpr int TM = 64, TN = 64, TK = 32, PAD = 8;
+  __shared__ __align__(32) bf16 sa[TM][TK + PAD];
+  __shared__ __align__(32) bf16 sw[TN][TK + PAD];
+  __shared__ __align__(32) float sc[TM][TN + 4];
+  const int64_t m0 = int64_t(blockIdx.y) * TM;
+  const int n0 = blockIdx.x * TN;
+  const int warp = threadIdx.x >> 5, wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+  for (int k0 = 0; k0 < in; k0 += TK) {
+    for (int idx = threadIdx.x; idx < TM * TK; idx += blockDim.x) {
+      const int r = idx / TK, c = idx % TK;
+      const int64_t m = m0 + r;
+      const int k = k0 + c;
+      sa[r][c] = (m < T && k < in) ? A[m * lda + k] : __float2bfloat16(0.f);
+      const int n = n0 + r;
+      sw[r][c] = (n < out && k < in) ? W[int64_t(n) * in + k] : __float2bfloat16(0.f);
+    }
+    __syncthreads();
+    for (int kk = 0; kk < TK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb[2];
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &sa[wm + 16 * i][kk], TK + PAD);
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &sw[wn + 16 * j][kk], TK + PAD);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) wmma::store_matrix_sync(&sc[wm + 16 * i][wn + 16 * j], acc[i][j], TN + 4, wmma::mem_row_major);
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < TM * TN; idx += blockDim.x) {
+    const int r = idx / TN, c = idx % TN;
+    const int64_t m = m0 + r;
+    const int n = n0 + c;
+    if (m >= T || n >= out) continue;
+    if (OutF32) {
+      float* C = static_cast<float*>(Cv) + m * ldc + n;
+      *C = sc[r][c] + (beta != 0.f ? beta * *C : 0.f);
+    } else {
+      bf16* C = static_cast<bf16*>(Cv) + m * ldc + n;
+      *C = __float2bfloat16(sc[r][c] + (beta != 0.f ? beta * __bfloat162float(*C) : 0.f));
+    }
+  }
+}
+
+int blocksFor(int64_t n, int threads) { return int((n + threads - 1) / threads); }
+
+bf16* uploadBf16(const float* src, size_t n) {
+  std::vector<bf16> h(n);
+  for (size_t i = 0; i < n; ++i) h[i] = __float2bfloat16(src[i]);
+  bf16* d = devAlloc<bf16>(n);
+  CK(cudaMemcpy(d, h.data(), n * sizeof(bf16), cudaMemcpyHostToDevice));
+  return d;
+}
+float* uploadF32(const float* src, size_t n) {
+  if (!src) return nullptr;
+  float* d = devAlloc<float>(n);
+  CK(cudaMemcpy(d, src, n * 4, cudaMemcpyHostToDevice));
+  return d;
+}
+// Several projections reading the same input become one GEMM: their weight rows are stacked.
+bf16* uploadStacked(std::initializer_list<const Linear*> parts, int in) {
+  std::vector<float> all;
+  for (auto* p : parts) all.insert(all.end(), p->w, p->w + size_t(p->out) * in);
+  return uploadBf16(all.data(), all.size());
+}
+float* uploadStackedBias(std::initializer_list<const Linear*> parts) {
+  bool any = false;
+  for (auto* p : parts) any = any || p->b;
+  if (!any) return nullptr;
+  std::vector<float> all;
+  for (auto* p : parts) {
+    if (p->b) all.insert(all.end(), p->b, p->b + p->out);
+    else all.insert(all.end(), p->out, 0.f);
+  }
+  return uploadF32(all.data(), all.size());
+}
+
+struct GpuLayer {
+  float *norm1, *norm2;
+  bf16 *fc1, *fc2;
+  float *fc1b, *fc2b;
+  bf16* mixIn;   // in_proj / [q;k;v] / Wqkv
+  float* mixInB;
+  int mixInOut;
+  bf16* enc;     // JRT [k_enc; v_enc]
+  float* encB;
+  bf16* out;
+  float* outB;
+  float* convW;
+  float* convB;
+  // state, per slot
+  float *S, *z, *tail, *keys, *values;
+};
+
+}  // namespace
+
+struct GpuEngineImpl {
+  ModelConfig cfg;
+  int maxBatch;
+  int64_t maxTokens;
+#ifdef BASED_HAVE_CUBLAS
+  cublasHandle_t blas = nullptr;
+#endif
+  bool useCublas = false;
+  cudaStream_t stream;
+  void* workspace = nullptr;
+  bf16 *embed, *head;
+  float* normF;
+  std::vector<GpuLayer> layers;
+  size_t weightBytes = 0, stateBytesPerSlot = 0, stateBytesTouchedPerStep = 0;
+  // activations
+  float* X;
+  bf16 *H, *U, *V, *E;
+  float* logits;
+  int32_t* tokens;
+  int64_t* pos;
+  int* encLen;
+  int64_t* rows;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t graphExec = nullptr;
+  int graphB = 0;
+
+  void gemm(const bf16* A, int64_t T, int lda, const bf16* W, int in, int out, void* C, bool cF32, int ldc, float beta) {
+#ifdef BASED_HAVE_CUBLAS
+    if (useCublas) {
+      const float alpha = 1.f;
+      CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, int(T), in, &alpha, W, CUDA_R_16BF, in, A, CUDA_R_16BF, lda, &beta, C,
+                      cF32 ? CUDA_R_32F : CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      return;
+    }
+#endif
+    const dim3 grid((out + 63) / 64, unsigned((T + 63) / 64));
+    if (cF32) wmmaGemmKernel<true><<<grid, 128, 0, stream>>>(A, lda, W, T, in, out, C, ldc, beta);
+    else wmmaGemmKernel<false><<<grid, 128, 0, stream>>>(A, lda, W, T, in, out, C, ldc, beta);
+    LAUNCHED();
+  }
+  void bias(bf16* Y, const float* b, int64_t T, int n, int ld) {
+    if (!b) return;
+    biasBf16Kernel<<<blocksFor(T * n, 256), 256, 0, stream>>>(Y, b, T, n, ld);
+    LAUNCHED();
+  }
+  void norm(const float* b, const float* w, int64_t T, const int64_t* rowIdx = nullptr) {
+    biasRmsnormKernel<<<int(T), 256, 0, stream>>>(X, rowIdx, b, w, H, cfg.dModel, cfg.normEps);
+    LAUNCHED();
+  }
+
+  // The whole forward for B slots x L tokens whose ids are already in `tokens` on the device. decode: L == 1
+  // and every slot already past position 0, so the fused single-token kernels apply.
+  void run(int B, int L, bool decode, bool allLogits) {
+    const int d = cfg.dModel;
+    const int64_t T = int64_t(B) * L;
+    embedKernel<<<int(T), 256, 0, stream>>>(tokens, embed, X, d);
+    LAUNCHED();
+    const float* pendingBias = nullptr;  // bias of the last GEMM that accumulated into X
+    for (size_t li = 0; li < layers.size(); ++li) {
+      const LayerConfig& Lc = cfg.layers[li];
+      GpuLayer& w = layers[li];
+      norm(pendingBias, w.norm1, T);
+      gemm(H, T, d, w.mixIn, d, w.mixInOut, U, false, w.mixInOut, 0.f);
+      bias(U, w.mixInB, T, w.mixInOut, w.mixInOut);
+      int outIn = 0;
+      switch (Lc.kind) {
+        case MixerKind::BaseConv: {
+          const int inner = Lc.convInner, K = Lc.convKernel;
+          convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
+          LAUNCHED();
+          convTailKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, B, L, inner, K);
+          LAUNCHED();
+          outIn = inner;
+          break;
+        }
+        case MixerKind::LinearAttention:
+        case MixerKind::PrefixLinearAttention: {
+          const int h = Lc.laHeads, f = Lc.laFeatureDim, dh = Lc.laHeadDim, F = taylorDim(f);
+          LaArgs a{U, w.mixInOut, 0, h * f, 2 * h * f, nullptr, 0, encLen, pos, w.S, w.z, V, B, L, h, f, F, dh, 0,
+                   std::sqrt(float(Lc.laScaleDim)), Lc.laEps};
+          if (decode) {
+            laDecodeKernel<<<B * h, 256, 0, stream>>>(a);
+          } else {
+            if (Lc.kind == MixerKind::PrefixLinearAttention) {
+              gemm(H, T, d, w.enc, d, h * f + h * dh, E, false, h * f + h * dh, 0.f);
+              bias(E, w.encB, T, h * f + h * dh, h * f + h * dh);
+              a.ENC = E, a.ldEnc = h * f + h * dh;
+            }
+            a.C = dh <= 64 ? 64 : 32;
+            const size_t shm = (size_t(F) * dh + F + 2 * size_t(a.C) * F + size_t(a.C) * dh + size_t(a.C) * a.C + a.C) * 4;
+            CK(cudaFuncSetAttribute(laPrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shm)));
+            laPrefillKernel<<<B * h, 256, shm, stream>>>(a);
+          }
+          LAUNCHED();
+          outIn = h * dh;
+          break;
+        }
+        case MixerKind::SlidingWindow: {
+          const int h = Lc.swHeads, dh = Lc.swHeadDim;
+          if (Lc.rotaryDim > 0) {
+            rotaryKernel<<<blocksFor(T * h * (Lc.rotaryDim / 2), 256), 256, 0, stream>>>(U, pos, B, L, d, h, dh, Lc.rotaryDim, Lc.rotaryBase);
+            LAUNCHED();
+          }
+          SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
+          swAttentionKernel<<<blocksFor(T * h * 32, 256), 256, 0, stream>>>(a);
+          LAUNCHED();
+          ringWriteKernel<<<blocksFor(int64_t(B) * std::min(L, Lc.windowLeft + 1) * d, 256), 256, 0, stream>>>(U, w.keys, w.values, pos, B, L, d, Lc.windowLeft);
+          LAUNCHED();
+          outIn = d;
+          break;
+        }
+      }
+      gemm(V, T, outIn, w.out, outIn, d, X, true, d, 1.f);  // residual add fused into the GEMM
+      norm(w.outB, w.norm2, T);
+      const int hid = cfg.mlpHidden;
+      gemm(H, T, d, w.fc1, d, 2 * hid, U, false, 2 * hid, 0.f);
+      bias(U, w.fc1b, T, 2 * hid, 2 * hid);
+      swigluKernel<<<blocksFor(T * hid, 256), 256, 0, stream>>>(U, V, T, hid);
+      LAUNCHED();
+      gemm(V, T, hid, w.fc2, hid, d, X, true, d, 1.f);
+      pendingBias = w.fc2b;
+    }
+    advanceKernel<<<blocksFor(B, 128), 128, 0, stream>>>(pos, B, L);
+    LAUNCHED();
+    const int64_t R = allLogits ? T : B;
+    norm(pendingBias, normF, R, allLogits || L == 1 ? nullptr : rows);
+    gemm(H, R, d, head, d, cfg.vocabPadded, logits, true, cfg.vocabPadded, 0.f);
+  }
+};
+
+GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(std::make_unique<GpuEngineImpl>()) {
+  auto& g = *impl_;
+  g.cfg = m.cfg;
+  g.maxBatch = maxBatch;
+  g.maxTokens = maxTokens;
+  const ModelConfig& c = m.cfg;
+  const int d = c.dModel;
+  CK(cudaStreamCreate(&g.stream));
+#ifdef BASED_HAVE_CUBLAS
+  const char* gemmChoice = std::getenv("EVAPORATE_GPU_GEMM");
+  g.useCublas = !(gemmChoice && std::string(gemmChoice) == "wmma");
+  if (g.useCublas) {
+    CK(cublasCreate(&g.blas));
+    CK(cublasSetStream(g.blas, g.stream));
+    // a fixed workspace keeps cuBLAS from allocating while a decode step is captured into a graph
+    const size_t ws = size_t(64) << 20;
+    CK(cudaMalloc(&g.workspace, ws));
+    CK(cublasSetWorkspace(g.blas, g.workspace, ws));
+  }
+#endif
+  g.embed = uploadBf16(m.embed, size_t(c.vocabPadded) * d);
+  g.head = m.lmHead == m.embed ? g.embed : uploadBf16(m.lmHead, size_t(c.vocabPadded) * d);
+  g.normF = uploadF32(m.normF, d);
+  g.weightBytes = size_t(c.vocabPadded) * d * 2 * (g.head == g.embed ? 1 : 2);
+  int64_t widest = 2 * int64_t(c.mlpHidden), widestOut = c.mlpHidden, widestEnc = 1;
+  for (int li = 0; li < c.nLayer; ++li) {
+    const LayerConfig& L = c.layers[li];
+    const LayerWeights& w = m.layers[li];
+    GpuLayer G{};
+    G.norm1 = uploadF32(w.norm1, d);
+    G.norm2 = uploadF32(w.norm2, d);
+    G.fc1 = uploadBf16(w.fc1.w, size_t(w.fc1.out) * d);
+    G.fc1b = uploadF32(w.fc1.b, w.fc1.out);
+    G.fc2 = uploadBf16(w.fc2.w, size_t(d) * c.mlpHidden);
+    G.fc2b = uploadF32(w.fc2.b, d);
+    G.out = uploadBf16(w.outProj.w, size_t(w.outProj.out) * w.outProj.in);
+    G.outB = uploadF32(w.outProj.b, w.outProj.out);
+    g.weightBytes += (size_t(w.fc1.out) * d + size_t(d) * c.mlpHidden + size_t(w.outProj.out) * w.outProj.in) * 2;
+    size_t slotState = 0, touched = 0;
+    switch (L.kind) {
+      case MixerKind::BaseConv:
+        G.mixIn = uploadBf16(w.inProj.w, size_t(w.inProj.out) * d);
+        G.mixInB = uploadF32(w.inProj.b, w.inProj.out);
+        G.mixInOut = w.inProj.out;
+        G.convW = uploadF32(w.convW, size_t(L.convInner) * L.convKernel);
+        G.convB = uploadF32(w.convB, L.convInner);
+        slotState = size_t(L.convKernel - 1) * L.convInner;
+        G.tail = devAlloc<float>(slotState * maxBatch);
+        touched = 2 * slotState;
+        widestOut = std::max<int64_t>(widestOut, L.convInner);
+        break;
+      case MixerKind::LinearAttention:
+      case MixerKind::PrefixLinearAttention: {
+        const int F = taylorDim(L.laFeatureDim);
+        if (F > 1024 || L.laHeadDim > 256 || 256 % L.laHeadDim != 0 || L.laHeadDim > 128)
+          throw EngineError("config_unsupported", "the CUDA path supports feature maps up to 1024 wide and head dims dividing 256, up to 128");
+        G.mixIn = uploadStacked({&w.projQ, &w.projK, &w.projV}, d);
+        G.mixInB = uploadStackedBias({&w.projQ, &w.projK, &w.projV});
+        G.mixInOut = w.projQ.out + w.projK.out + w.projV.out;
+        if (L.kind == MixerKind::PrefixLinearAttention) {
+          G.enc = uploadStacked({&w.projKEnc, &w.projVEnc}, d);
+          G.encB = uploadStackedBias({&w.projKEnc, &w.projVEnc});
+          widestEnc = std::max<int64_t>(widestEnc, w.projKEnc.out + w.projVEnc.out);
+          g.weightBytes += size_t(w.projKEnc.out + w.projVEnc.out) * d * 2;
+        }
+        const size_t sN = size_t(L.laHeads) * F * L.laHeadDim, zN = size_t(L.laHeads) * F;
+        G.S = devAlloc<float>(sN * maxBatch);
+        G.z = devAlloc<float>(zN * maxBatch);
+        slotState = sN + zN;
+        touched = 2 * slotState;
+        widestOut = std::max<int64_t>(widestOut, int64_t(L.laHeads) * L.laHeadDim);
+        break;
+      }
+      case MixerKind::SlidingWindow: {
+        if (L.swHeadDim > 128) throw EngineError("config_unsupported", "the CUDA path supports sliding-window head dims up to 128");
+        G.mixIn = uploadBf16(w.wqkv.w, size_t(3) * d * d);
+        G.mixInB = uploadF32(w.wqkv.b, 3 * d);
+        G.mixInOut = 3 * d;
+        const size_t rN = size_t(L.windowLeft + 1) * d;
+        G.keys = devAlloc<float>(rN * maxBatch);
+        G.values = devAlloc<float>(rN * maxBatch);
+        slotState = 2 * rN;
+        touched = 2 * rN + 2 * size_t(d);  // the window is read, one row of each written
+        widestOut = std::max<int64_t>(widestOut, d);
+        break;
+      }
+    }
+    g.weightBytes += size_t(G.mixInOut) * d * 2;
+    widest = std::max<int64_t>(widest, G.mixInOut);
+    g.stateBytesPerSlot += slotState * 4;
+    g.stateBytesTouchedPerStep += touched * 4;
+    g.layers.push_back(G);
+  }
+  g.X = devAlloc<float>(size_t(maxTokens) * d);
+  g.H = devAlloc<bf16>(size_t(maxTokens) * d);
+  g.U = devAlloc<bf16>(size_t(maxTokens) * widest);
+  g.V = devAlloc<bf16>(size_t(maxTokens) * widestOut);
+  g.E = devAlloc<bf16>(widestEnc > 1 ? size_t(maxTokens) * widestEnc : 1);
+  g.logits = devAlloc<float>(size_t(std::max<int64_t>(maxBatch, std::min<int64_t>(maxTokens, 4096))) * c.vocabPadded);
+  g.tokens = devAlloc<int32_t>(maxTokens);
+  g.pos = devAlloc<int64_t>(maxBatch);
+  g.encLen = devAlloc<int>(maxBatch);
+  g.rows = devAlloc<int64_t>(maxBatch);
+  resetSlots(maxBatch);
+}
+
+GpuEngine::~GpuEngine() {
+  // device memory is released with the context at exit; the engine lives for the process in practice
+  if (impl_->graphExec) cudaGraphExecDestroy(impl_->graphExec);
+  if (impl_->graph) cudaGraphDestroy(impl_->graph);
+#ifdef BASED_HAVE_CUBLAS
+  if (impl_->blas) cublasDestroy(impl_->blas);
+#endif
+  cudaStreamDestroy(impl_->stream);
+}
+
+const ModelConfig& GpuEngine::config() const { return impl_->cfg; }
+
+void GpuEngine::resetSlots(int count) {
+  auto& g = *impl_;
+  for (size_t li = 0; li < g.layers.size(); ++li) {
+    const LayerConfig& L = g.cfg.layers[li];
+    GpuLayer& w = g.layers[li];
+    if (w.tail) CK(cudaMemsetAsync(w.tail, 0, size_t(L.convKernel - 1) * L.convInner * count * 4, g.stream));
+    if (w.S) {
+      const int F = taylorDim(L.laFeatureDim);
+      CK(cudaMemsetAsync(w.S, 0, size_t(L.laHeads) * F * L.laHeadDim * count * 4, g.stream));
+      CK(cudaMemsetAsync(w.z, 0, size_t(L.laHeads) * F * count * 4, g.stream));
+    }
+    if (w.keys) {
+      CK(cudaMemsetAsync(w.keys, 0, size_t(L.windowLeft + 1) * g.cfg.dModel * count * 4, g.stream));
+      CK(cudaMemsetAsync(w.values, 0, size_t(L.windowLeft + 1) * g.cfg.dModel * count * 4, g.stream));
+    }
+  }
+  CK(cudaMemsetAsync(g.pos, 0, size_t(count) * 8, g.stream));
+  CK(cudaStreamSynchronize(g.stream));
+}
+
+namespace {
+template <class Fn>
+void eachStateArray(GpuEngineImpl& g, int slot, SequenceState& s, Fn fn) {
+  for (size_t li = 0; li < g.layers.size(); ++li) {
+    GpuLayer& w = g.layers[li];
+    LayerState& ls = s.layers[li];
+    if (w.tail) fn(w.tail + ls.conv.size() * slot, ls.conv);
+    if (w.S) fn(w.S + ls.kv.size() * slot, ls.kv), fn(w.z + ls.ksum.size() * slot, ls.ksum);
+    if (w.keys) fn(w.keys + ls.keys.size() * slot, ls.keys), fn(w.values + ls.values.size() * slot, ls.values);
+  }
+}
+}  // namespace
+
+void GpuEngine::uploadState(int slot, const SequenceState& s) {
+  auto& g = *impl_;
+  eachStateArray(g, slot, const_cast<SequenceState&>(s), [&](float* dev, std::vector<float>& host) {
+    CK(cudaMemcpyAsync(dev, host.data(), host.size() * 4, cudaMemcpyHostToDevice, g.stream));
+  });
+  CK(cudaMemcpyAsync(g.pos + slot, &s.pos, 8, cudaMemcpyHostToDevice, g.stream));
+  CK(cudaStreamSynchronize(g.stream));
+}
+
+void GpuEngine::downloadState(int slot, SequenceState& s) const {
+  auto& g = *impl_;
+  eachStateArray(g, slot, s, [&](float* dev, std::vector<float>& host) {
+    CK(cudaMemcpyAsync(host.data(), dev, host.size() * 4, cudaMemcpyDeviceToHost, g.stream));
+  });
+  CK(cudaMemcpyAsync(&s.pos, g.pos + slot, 8, cudaMemcpyDeviceToHost, g.stream));
+  CK(cudaStreamSynchronize(g.stream));
+}
+
+void GpuEngine::forward(const int32_t* tokens, int B, int L, const int* prefixLen, bool allLogits, std::vector<float>* logits) {
+  auto& g = *impl_;
+  const int64_t T = int64_t(B) * L;
+  if (B > g.maxBatch || T > g.maxTokens) throw EngineError("batch_too_large", "batch exceeds the CUDA engine's capacity");
+  if (allLogits && T > std::max<int64_t>(g.maxBatch, std::min<int64_t>(g.maxTokens, 4096)))
+    throw EngineError("batch_too_large", "too many rows of logits requested at once");
+  for (int64_t i = 0; i < T; ++i)
+    if (tokens[i] < 0 || tokens[i] >= g.cfg.vocabPadded) throw EngineError("token_out_of_range", "token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+  std::vector<int> enc(B);
+  std::vector<int64_t> rows(B);
+  for (int s = 0; s < B; ++s) {
+    int e = -1;
+    if (prefixLen) e = prefixLen[s];
+    if (e < 0)
+      for (auto& Lc : g.cfg.layers)
+        if (Lc.kind == MixerKind::PrefixLinearAttention) e = Lc.encLength;
+    enc[s] = std::max(e, 0);
+    rows[s] = int64_t(s) * L + L - 1;
+  }
+  CK(cudaMemcpyAsync(g.tokens, tokens, T * 4, cudaMemcpyHostToDevice, g.stream));
+  CK(cudaMemcpyAsync(g.encLen, enc.data(), B * 4, cudaMemcpyHostToDevice, g.stream));
+  CK(cudaMemcpyAsync(g.rows, rows.data(), B * 8, cudaMemcpyHostToDevice, g.stream));
+  g.run(B, L, false, allLogits);
+  if (logits) {
+    const int64_t R = allLogits ? T : B;
+    logits->resize(size_t(R) * g.cfg.vocabPadded);
+    CK(cudaMemcpyAsync(logits->data(), g.logits, logits->size() * 4, cudaMemcpyDeviceToHost, g.stream));
+  }
+  CK(cudaStreamSynchronize(g.stream));
+}
+
+std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int steps, bool useGraph) {
+  auto& g = *impl_;
+  if (B > g.maxBatch) throw EngineError("batch_too_large", "batch exceeds the CUDA engine's capacity");
+  CK(cudaMemcpyAsync(g.tokens, firstTokens, size_t(B) * 4, cudaMemcpyHostToDevice, g.stream));
+  auto step = [&]() {
+    g.run(B, 1, true, false);
+    argmaxKernel<<<B, 256, 0, g.stream>>>(g.logits, g.cfg.vocab, g.cfg.vocabPadded, g.tokens);
+    LAUNCHED();
+  };
+  if (useGraph && (!g.graphExec || g.graphB != B)) {
+    if (g.graphExec) CK(cudaGraphExecDestroy(g.graphExec)), CK(cudaGraphDestroy(g.graph));
+    CK(cudaStreamBeginCapture(g.stream, cudaStreamCaptureModeThreadLocal));
+    step();
+    CK(cudaStreamEndCapture(g.stream, &g.graph));
+    CK(cudaGraphInstantiate(&g.graphExec, g.graph, 0));
+    g.graphB = B;
+  }
+  std::vector<int32_t> out(size_t(steps) * B);
+  for (int i = 0; i < steps; ++i) {
+    if (useGraph) CK(cudaGraphLaunch(g.graphExec, g.stream));
+    else step();
+    CK(cudaMemcpyAsync(out.data() + size_t(i) * B, g.tokens, size_t(B) * 4, cudaMemcpyDeviceToHost, g.stream));
+  }
+  CK(cudaStreamSynchronize(g.stream));
+  return out;
+}
+
+double GpuEngine::decodeStepBytes(int B) const {
+  return double(impl_->weightBytes) + double(impl_->stateBytesTouchedPerStep) * B;
+}
+
+void GpuEngine::synchronize() const { CK(cudaStreamSynchronize(impl_->stream)); }
+
+double GpuEngine::copyBandwidth() {
+  const size_t n = size_t(1) << 30;
+  void *a, *b;
+  CK(cudaMalloc(&a, n));
+  CK(cudaMalloc(&b, n));
+  CK(cudaMemset(a, 1, n));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+  std::vector<float> ms;
+  for (int i = 0; i < 10; ++i) {
+    CK(cudaEventRecord(e0));
+    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float t;
+    CK(cudaEventElapsedTime(&t, e0, e1));
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  return 2.0 * n / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+namespace {
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend(int maxBatch, int64_t maxTokens) : maxBatch_(maxBatch), maxTokens_(maxTokens) {}
+  const char* name() const override { return "cuda"; }
+
+  void forward(const Model& m, std::vector<SeqRequest>& batch, bool allLogits, std::vector<float>& logits) override {
+    if (!engine_ || model_ != &m) engine_ = std::make_unique<GpuEngine>(m, maxBatch_, maxTokens_), model_ = &m;
+    logits.clear();
+    // sequences of equal length run together; others one at a time, in order, so the output rows line up
+    bool same = batch.size() <= size_t(maxBatch_);
+    for (auto& r : batch) same = same && r.n == batch[0].n;
+    std::vector<std::vector<SeqRequest*>> groups;
+    if (same) {
+      groups.emplace_back();
+      for (auto& r : batch) groups.back().push_back(&r);
+    } else {
+      for (auto& r : batch) groups.push_back({&r});
+    }
+    std::vector<float> part;
+    for (auto& grp : groups) {
+      const int B = int(grp.size()), L = grp[0]->n;
+      std::vector<int32_t> toks;
+      std::vector<int> pre;
+      for (int s = 0; s < B; ++s) {
+        if (grp[s]->n <= 0) throw EngineError("empty_input", "each sequence needs at least one token");
+        engine_->uploadState(s, *grp[s]->state);
+        toks.insert(toks.end(), grp[s]->tokens, grp[s]->tokens + L);
+        pre.push_back(grp[s]->prefixLen);
+      }
+      engine_->forward(toks.data(), B, L, pre.data(), allLogits, &part);
+      for (int s = 0; s < B; ++s) engine_->downloadState(s, *grp[s]->state);
+      logits.insert(logits.end(), part.begin(), part.end());
+    }
+  }
+
+ private:
+  int maxBatch_;
+  int64_t maxTokens_;
+  const Model* model_ = nullptr;
+  std::unique_ptr<GpuEngine> engine_;
+};
+
+}  // namespace
+
+const char* gpuGemmName() {
+#ifdef BASED_HAVE_CUBLAS
+  const char* c = std::getenv("EVAPORATE_GPU_GEMM");
+  return c && std::string(c) == "wmma" ? "wmma" : "cublas";
+#else
+  return "wmma";
+#endif
+}
+
+std::unique_ptr<Backend> makeCudaBackend(int maxBatch, int64_t maxTokens) { return std::make_unique<CudaBackend>(maxBatch, maxTokens); }
+
+bool cudaDeviceAvailable() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+}  // namespace based

@@ -1,0 +1,217 @@
+// Standalone GPU driver (no Node on the GPU machine):
+//   based_gpu check  <modelDir> <cases.safetensors> [tol]   GPU logits against the PyTorch reference fixtures
+//   based_gpu parity <modelDir>                             GPU against the CPU backend on the same weights
+//   based_gpu bench  <config.json> <label> [genBatch] [genSteps] [preBatch] [preLen]
+// bench prints one JSON object per line (prefixed "RESULT ") for bench/gpu/run.sh to collect.
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "../src/engine.h"
+#include "../src/errors.h"
+#include "../src/safetensors.h"
+#include "cuda_backend.h"
+
+using namespace based;
+
+static double relErr(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    const double d = double(a[i]) - b[i];
+    num += d * d, den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+static int check(const std::string& dir, const std::string& cases, double tol) {
+  auto model = loadModel(dir);
+  auto gpu = makeCudaBackend(8, 1 << 14);
+  SafetensorsDir st(cases.substr(0, cases.rfind('/')));
+  double worst = 0;
+  for (int i = 0;; ++i) {
+    const std::string p = "case" + std::to_string(i) + ".";
+    const TensorView* tk = st.find(p + "tokens");
+    if (!tk) break;
+    const TensorView* lg = st.find(p + "logits");
+    const TensorView* pl = st.find(p + "prefix_len");
+    std::vector<float> tf(tk->numel()), ref(lg->numel());
+    std::memcpy(tf.data(), tk->data, tf.size() * 4);
+    std::memcpy(ref.data(), lg->data, ref.size() * 4);
+    std::vector<int32_t> toks(tf.begin(), tf.end());
+    int plen = -1;
+    if (pl) {
+      float v;
+      std::memcpy(&v, pl->data, 4);
+      plen = int(v);
+    }
+    auto state = newState(model->cfg);
+    std::vector<SeqRequest> b{{state.get(), toks.data(), int(toks.size()), plen}};
+    std::vector<float> out;
+    gpu->forward(*model, b, true, out);
+    const double e = relErr(out, ref);
+    std::printf("case %d: %zu tokens, rel err %.3e\n", i, toks.size(), e);
+    if (!(e <= worst)) worst = e;
+  }
+  std::printf("GPU vs reference: worst rel err %.3e, tolerance %.1e: %s\n", worst, tol, worst <= tol ? "PASS" : "FAIL");
+  return worst <= tol ? 0 : 1;
+}
+
+// The same model on both backends: a batch prefill, decode steps, and a ragged batch; then the fused decode
+// path (graph replay) against decode through the prefill kernels.
+static int parity(const std::string& dir, double tol) {
+  auto model = loadModel(dir);
+  const ModelConfig& c = model->cfg;
+  auto cpu = makeCpuBackend(0);
+  auto gpu = makeCudaBackend(8, 1 << 14);
+  double worst = 0;
+  auto compare = [&](const char* what, std::vector<std::vector<int32_t>>& seqs, std::vector<std::unique_ptr<SequenceState>>& cs,
+                     std::vector<std::unique_ptr<SequenceState>>& gs, bool all) {
+    std::vector<SeqRequest> cb, gb;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      cb.push_back({cs[i].get(), seqs[i].data(), int(seqs[i].size()), -1});
+      gb.push_back({gs[i].get(), seqs[i].data(), int(seqs[i].size()), -1});
+    }
+    std::vector<float> lc, lg;
+    cpu->forward(*model, cb, all, lc);
+    gpu->forward(*model, gb, all, lg);
+    const double e = relErr(lg, lc);
+    std::printf("%-28s rel err %.3e\n", what, e);
+    if (!(e <= worst)) worst = e;
+  };
+  std::vector<std::unique_ptr<SequenceState>> cs, gs;
+  std::vector<std::vector<int32_t>> seqs;
+  for (int s = 0; s < 3; ++s) {
+    cs.push_back(newState(c)), gs.push_back(newState(c));
+    std::vector<int32_t> t;
+    for (int i = 0; i < 150; ++i) t.push_back((i * 7919 + s * 104729 + 17) % c.vocab);
+    seqs.push_back(t);
+  }
+  compare("prefill 3 x 150 (all rows)", seqs, cs, gs, true);
+  for (int step = 0; step < 4; ++step) {
+    for (int s = 0; s < 3; ++s) seqs[s] = {int32_t((step * 31 + s * 7 + 5) % c.vocab)};
+    compare("decode step", seqs, cs, gs, false);
+  }
+  std::vector<std::vector<int32_t>> ragged{{1, 2, 3, 4, 5}, {9, 8, 7}};
+  compare("ragged continuation", ragged, cs, gs, false);
+
+  // fused decode kernels + CUDA graph against decode through the prefill kernels, on the device alone
+  GpuEngine eng(*model, 4, 1 << 12);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 4 * 64; ++i) prompt.push_back((i * 131 + 7) % c.vocab);
+  eng.forward(prompt.data(), 4, 64, nullptr, false, nullptr);
+  std::vector<int32_t> first{11, 22, 33, 44};
+  auto viaGraph = eng.generate(4, first.data(), 16, true);
+  eng.resetSlots(4);
+  eng.forward(prompt.data(), 4, 64, nullptr, false, nullptr);
+  std::vector<int32_t> cur = first, viaPrefill;
+  std::vector<float> lg;
+  for (int s = 0; s < 16; ++s) {
+    eng.forward(cur.data(), 4, 1, nullptr, false, &lg);
+    for (int b = 0; b < 4; ++b) {
+      int arg = 0;
+      for (int v = 1; v < c.vocab; ++v)
+        if (lg[size_t(b) * c.vocabPadded + v] > lg[size_t(b) * c.vocabPadded + arg]) arg = v;
+      cur[b] = arg;
+      viaPrefill.push_back(arg);
+    }
+  }
+  int same = 0;
+  for (size_t i = 0; i < viaGraph.size(); ++i) same += viaGraph[i] == viaPrefill[i];
+  std::printf("greedy tokens, fused decode + graph vs prefill kernels: %d / %zu equal\n", same, viaGraph.size());
+  const bool ok = worst <= tol && same >= int(viaGraph.size() * 0.9);
+  std::printf("GPU vs CPU: worst rel err %.3e, tolerance %.1e: %s\n", worst, tol, ok ? "PASS" : "FAIL");
+  return ok ? 0 : 1;
+}
+
+static std::string readFile(const std::string& p) {
+  std::ifstream in(p);
+  if (!in) throw EngineError("config_missing", "cannot read " + p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+static int bench(const std::string& cfgPath, const std::string& label, int genB, int genSteps, int preB, int preL) {
+  auto model = randomModel(parseConfig(readFile(cfgPath)), 7);
+  const ModelConfig& c = model->cfg;
+  const double bw = GpuEngine::copyBandwidth();
+  const int64_t maxTokens = std::max<int64_t>(int64_t(preB) * preL, int64_t(genB) * 16);
+  GpuEngine eng(*model, std::max(genB, preB), maxTokens);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0), cudaEventCreate(&e1);
+  auto timeIt = [&](auto fn) {
+    cudaEventRecord(e0);
+    fn();
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    return double(ms) / 1e3;
+  };
+  // generation: a 16-token prompt per sequence, then genSteps greedy steps
+  std::vector<int32_t> prompt(size_t(genB) * 16), first(genB);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 3) % c.vocab);
+  for (int b = 0; b < genB; ++b) first[b] = (b * 131 + 1) % c.vocab;
+  eng.forward(prompt.data(), genB, 16, nullptr, false, nullptr);
+  eng.generate(genB, first.data(), 8, true);  // warm-up and graph capture
+  double best = 1e30, bestNoGraph = 1e30;
+  for (int rep = 0; rep < 2; ++rep) {
+    eng.resetSlots(genB);
+    eng.forward(prompt.data(), genB, 16, nullptr, false, nullptr);
+    best = std::min(best, timeIt([&] { eng.generate(genB, first.data(), genSteps, true); }));
+  }
+  eng.resetSlots(genB);
+  eng.forward(prompt.data(), genB, 16, nullptr, false, nullptr);
+  bestNoGraph = timeIt([&] { eng.generate(genB, first.data(), std::min(genSteps, 128), false); }) * genSteps / std::min(genSteps, 128);
+  const double stepMs = 1e3 * best / genSteps;
+  const double bytes = eng.decodeStepBytes(genB);
+  const double boundMs = 1e3 * bytes / (bw * 1e9);
+  // prefill: preB sequences of preL tokens from fresh states
+  std::vector<int32_t> pre(size_t(preB) * preL);
+  for (size_t i = 0; i < pre.size(); ++i) pre[i] = int32_t((i * 104729 + 5) % c.vocab);
+  eng.resetSlots(preB);
+  eng.forward(pre.data(), preB, std::min(preL, 1024), nullptr, false, nullptr);  // warm-up
+  double preBest = 1e30;
+  for (int rep = 0; rep < 2; ++rep) {
+    eng.resetSlots(preB);
+    preBest = std::min(preBest, timeIt([&] { eng.forward(pre.data(), preB, preL, nullptr, false, nullptr); }));
+  }
+  std::printf(
+      "RESULT {\"engine\":\"evaporate-cuda\",\"model\":\"%s\",\"weight_mb\":%.1f,\"copy_bw_gbs\":%.1f,"
+      "\"gen_batch\":%d,\"gen_steps\":%d,\"gen_tokens_per_s\":%.1f,\"decode_ms_per_step\":%.4f,"
+      "\"decode_ms_per_step_no_graph\":%.4f,\"decode_bytes_per_step_mb\":%.1f,\"decode_bound_ms\":%.4f,"
+      "\"fraction_of_bound\":%.3f,\"prefill_batch\":%d,\"prefill_len\":%d,\"prefill_tokens_per_s\":%.1f,\"prefill_s\":%.3f}\n",
+      label.c_str(), eng.decodeStepBytes(0) / 1e6, bw, genB, genSteps, genB * genSteps / best, stepMs, 1e3 * bestNoGraph / genSteps,
+      bytes / 1e6, boundMs, boundMs / stepMs, preB, preL, double(preB) * preL / preBest, preBest);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    if (!cudaDeviceAvailable()) {
+      std::fprintf(stderr, "no CUDA device\n");
+      return 2;
+    }
+    const std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "check" && argc >= 4) return check(argv[2], argv[3], argc > 4 ? std::atof(argv[4]) : 2e-2);
+    if (mode == "parity" && argc >= 3) return parity(argv[2], argc > 3 ? std::atof(argv[3]) : 2e-2);
+    if (mode == "bench" && argc >= 4)
+      return bench(argv[2], argv[3], argc > 4 ? std::atoi(argv[4]) : 128, argc > 5 ? std::atoi(argv[5]) : 1024,
+                   argc > 6 ? std::atoi(argv[6]) : 16, argc > 7 ? std::atoi(argv[7]) : 32768);
+    std::fprintf(stderr, "usage: based_gpu check|parity|bench ...\n");
+    return 64;
+  } catch (const EngineError& e) {
+    std::fprintf(stderr, "%s: %s\n", e.code.c_str(), e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 3;
+  }
+}
