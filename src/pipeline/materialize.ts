@@ -154,3 +154,40 @@ export function materializeTable(
     ).run(input.corpusId, table, provenance, JSON.stringify(columns), input.jobId, input.documentIds.length);
   })();
 }
+
+/**
+ * Adds or replaces the cells of one attribute for some documents (incremental runs): the row is created when
+ * the document is new, only this attribute's column changes otherwise. Synchronous, for checkpoint commits.
+ */
+export function upsertCells(db: Db, input: { corpusId: number; attributeId: number; jobId: number | null; cells: MaterialCell[] }): void {
+  const reg = db.prepare('SELECT table_name, provenance_table, columns FROM result_tables WHERE corpus_id = ?').get(input.corpusId) as
+    | { table_name: string; provenance_table: string; columns: string }
+    | undefined;
+  const column = reg ? (JSON.parse(reg.columns) as MaterialColumn[]).find((c) => c.attributeId === input.attributeId) : undefined;
+  const upsertExtraction = db.prepare(
+    `INSERT INTO extractions (document_id, attribute_id, value, normalized, origin, confidence, span_start, span_end, evidence, job_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (document_id, attribute_id) DO UPDATE SET value = excluded.value, normalized = excluded.normalized,
+       origin = excluded.origin, confidence = excluded.confidence, span_start = excluded.span_start, span_end = excluded.span_end,
+       evidence = excluded.evidence, job_id = excluded.job_id`,
+  );
+  const t = reg && column ? quoteIdent(reg.table_name) : null;
+  const upsertRow = t ? db.prepare(`INSERT INTO ${t} (_document_id, ${quoteIdent(column!.column)}) VALUES (?, ?) ON CONFLICT (_document_id) DO UPDATE SET ${quoteIdent(column!.column)} = excluded.${quoteIdent(column!.column)}`) : null;
+  const deleteProv = t ? db.prepare(`DELETE FROM ${quoteIdent(reg!.provenance_table)} WHERE _document_id = ? AND attribute = ?`) : null;
+  const insertProv = t ? db.prepare(`INSERT INTO ${quoteIdent(reg!.provenance_table)} VALUES (?, ?, ?, ?, ?, ?, ?, ?)`) : null;
+  const deleteExtraction = db.prepare('DELETE FROM extractions WHERE document_id = ? AND attribute_id = ?');
+  db.transaction(() => {
+    for (const cell of input.cells) {
+      const typed = column ? typedValue(cell.value, column.type) : cell.value;
+      upsertRow?.run(cell.documentId, typed);
+      deleteProv?.run(cell.documentId, column?.column ?? '');
+      if (cell.value === null) {
+        deleteExtraction.run(cell.documentId, input.attributeId);
+        continue;
+      }
+      insertProv?.run(cell.documentId, column!.column, cell.value, cell.origin, cell.confidence, JSON.stringify(cell.functions), cell.span?.[0] ?? null, cell.span?.[1] ?? null);
+      upsertExtraction.run(cell.documentId, input.attributeId, cell.value, typed === null ? null : String(typed), cell.origin, cell.confidence, cell.span?.[0] ?? null, cell.span?.[1] ?? null, JSON.stringify({ functions: cell.functions }), input.jobId);
+    }
+    if (reg) db.prepare(`UPDATE result_tables SET rows = (SELECT count(*) FROM ${quoteIdent(reg.table_name)}), updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE corpus_id = ?`).run(input.corpusId);
+  })();
+}
