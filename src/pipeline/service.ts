@@ -12,6 +12,7 @@ import { JobService } from '../jobs/service.js';
 import { JobRunner } from '../jobs/runner.js';
 import { createSandbox } from '../sandbox/index.js';
 import { labelModel } from '../weak-supervision/index.js';
+import { inductionHook } from './induction/candidates.js';
 import { EvaporateError } from '../errors.js';
 import { createExtractHandler, type ExtractDeps, type ExtractParams, type ExtractResult } from './extract-job.js';
 import type { AttributeSpec } from './types.js';
@@ -77,7 +78,11 @@ export interface PipelineServices extends ExtractDeps {
 }
 
 /** The job's services from settings and the environment (OPENAI_BASE_URL, EVAPORATE_MODEL...). */
-export function createPipelineServices(db: Db, settings: Settings, overrides: { llm?: LlmProvider; sandbox?: Sandbox } = {}): PipelineServices {
+export function createPipelineServices(
+  db: Db,
+  settings: Settings,
+  overrides: { llm?: LlmProvider; sandbox?: Sandbox; extraCandidates?: ExtractDeps['extraCandidates'] | null } = {},
+): PipelineServices {
   const sandbox = overrides.sandbox ?? createSandbox(settings.sandbox);
   return {
     db,
@@ -85,6 +90,8 @@ export function createPipelineServices(db: Db, settings: Settings, overrides: { 
     llm: overrides.llm ?? createLlm({ db, settings }),
     sandbox,
     labelModel: labelModel(settings.pipeline.labelModel),
+    // Wrapper induction adds zero-token candidates learned from user labels and the sample's silver labels.
+    extraCandidates: overrides.extraCandidates === null ? undefined : (overrides.extraCandidates ?? inductionHook(db, settings)),
     close: () => (overrides.sandbox ? Promise.resolve() : sandbox.close()),
   };
 }
