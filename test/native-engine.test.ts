@@ -92,6 +92,17 @@ describe('native engine: recurrent invariants', () => {
     for (let t = 0; t < 20; t++) expect(Array.from(rowsOf(based, bp, t))).toEqual(Array.from(rowsOf(based, b0, t)));
   });
 
+  it('a model wider than one cache block gives the same logits in one prefill as in chunks', async () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'tiny-based', 'config.json'), 'utf8'));
+    const wide = LocalEngine.random({ ...cfg, n_embd: 320, n_inner: 640 }, 5, 2);
+    const toks = seq(40, 12);
+    const once = await wide.forward([{ state: wide.newState(), tokens: toks }]);
+    const s = wide.newState();
+    let last = new Float32Array();
+    for (let i = 0; i < 40; i += 8) last = await wide.forward([{ state: s, tokens: toks.subarray(i, i + 8) }]);
+    expect(relErr(last, once)).toBeLessThan(1e-5);
+  });
+
   it('rejects bad input with stable codes', async () => {
     await expect(based.forward([{ state: based.newState(), tokens: Int32Array.of(100000) }])).rejects.toMatchObject({ code: 'token_out_of_range' });
     await expect(based.forward([{ state: based.newState(), tokens: new Int32Array(0) }])).rejects.toMatchObject({ code: 'empty_input' });
