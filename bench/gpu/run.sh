@@ -33,7 +33,11 @@ python3 bench/gpu/make_configs.py /tmp/cfg
     /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 1024 16 32768
   done
   EVAPORATE_GPU_GEMM=wmma /tmp/based_gpu bench /tmp/cfg/based-360m.json based-360m-wmma 128 256 16 8192
+  # where a decode step's time goes (events between kernel groups, no graph)
+  for m in based-360m based-1b; do EVAPORATE_GPU_PROFILE=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128; done
 } 2>&1 | tee "$OUT/engine.log"
-timeout 420 python3 bench/gpu/anchors.py /tmp/cfg 2>&1 | tee "$OUT/anchors.log"
+# ANCHORS=0 re-times only our engine (the anchors do not depend on it)
+if [ "${ANCHORS:-1}" = 1 ]; then timeout 420 python3 bench/gpu/anchors.py /tmp/cfg 2>&1 | tee "$OUT/anchors.log"; else : > "$OUT/anchors.log"; fi
 grep -h '^RESULT ' "$OUT/engine.log" "$OUT/anchors.log" | sed 's/^RESULT //' > "$OUT/results.jsonl"
-cat "$OUT/results.jsonl"
+grep -h '^PROFILE ' "$OUT/engine.log" > "$OUT/profile.txt"
+cat "$OUT/results.jsonl" "$OUT/profile.txt"

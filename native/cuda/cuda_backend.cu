@@ -314,18 +314,31 @@ __global__ void laDecodeKernel(LaArgs a) {
   for (int j = threadIdx.x; j < dh; j += blockDim.x) v[j] = __bfloat162float(row[a.vOff + hd * dh + j]);
   __syncthreads();
   const int j = threadIdx.x % dh, g = threadIdx.x / dh;
-  float* S = a.S + (int64_t(s) * a.h + hd) * F * dh;
-  float* z = a.z + (int64_t(s) * a.h + hd) * F;
+  float* __restrict__ S = a.S + (int64_t(s) * a.h + hd) * F * dh;
+  float* __restrict__ z = a.z + (int64_t(s) * a.h + hd) * F;
   float acc = 0, dacc = 0;
   const float vj = v[j];
-  for (int i = g; i < F; i += G) {
-    const float sij = S[i * dh + j] + pk[i] * vj;
-    S[i * dh + j] = sij;
-    acc += pq[i] * sij;
-    if (j == 0) {
-      const float zi = z[i] + pk[i];
-      z[i] = zi;
-      dacc += pq[i] * zi;
+  // four rows' loads issued before any is used, so each thread keeps several memory requests in flight
+  for (int i0 = g; i0 < F; i0 += 4 * G) {
+    float sv[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int i = i0 + u * G;
+      sv[u] = i < F ? S[i * dh + j] : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int i = i0 + u * G;
+      if (i < F) {
+        const float sij = sv[u] + pk[i] * vj;
+        S[i * dh + j] = sij;
+        acc += pq[i] * sij;
+        if (j == 0) {
+          const float zi = z[i] + pk[i];
+          z[i] = zi;
+          dacc += pq[i] * zi;
+        }
+      }
     }
   }
   num[g * dh + j] = acc;
@@ -409,6 +422,62 @@ __global__ void swAttentionKernel(SwArgs a) {
   }
   for (int e = 0; e < per; ++e)
     if (lane + 32 * e < a.dh) a.Y[t * a.d + hd * a.dh + lane + 32 * e] = __float2bfloat16(acc[e] / l);
+}
+
+// Decode (one token per slot): a block per (slot, head). Scores are spread over the block's warps (each warp a
+// strided subset of the window) instead of one warp walking the window serially, then the weighted sum of values
+// runs with threads over (column, key group) so every ring read is coalesced.
+__global__ void swDecodeKernel(SwArgs a) {
+  __shared__ float q[128], sc[1024], red[64], outp[256];
+  const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const int64_t p = a.pos[s], lo = p - a.W > 0 ? p - a.W : 0;
+  const int n = int(p - lo + 1), ring = a.W + 1;
+  const bf16* row = a.QKV + int64_t(s) * 3 * a.d;
+  for (int e = threadIdx.x; e < a.dh; e += blockDim.x) q[e] = __bfloat162float(row[hd * a.dh + e]);
+  __syncthreads();
+  for (int j = warp; j < n; j += warps) {
+    const int64_t jp = lo + j;
+    float part = 0;
+    if (jp == p) {
+      for (int e = lane; e < a.dh; e += 32) part += q[e] * __bfloat162float(row[a.d + hd * a.dh + e]);
+    } else {
+      const float* k = a.keys + (int64_t(s) * ring + jp % ring) * a.d + hd * a.dh;
+      for (int e = lane; e < a.dh; e += 32) part += q[e] * k[e];
+    }
+    part = warpSum(part);
+    if (lane == 0) sc[j] = part * a.scale;
+  }
+  __syncthreads();
+  float m = -INFINITY;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, sc[j]);
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = red[0];
+  for (int w = 1; w < warps; ++w) m = fmaxf(m, red[w]);
+  __syncthreads();
+  float sum = 0;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) sum += (sc[j] = __expf(sc[j] - m));
+  sum = warpSum(sum);
+  if (lane == 0) red[32 + warp] = sum;
+  __syncthreads();
+  sum = 0;
+  for (int w = 0; w < warps; ++w) sum += red[32 + w];
+  const int col = threadIdx.x % a.dh, g = threadIdx.x / a.dh, G = blockDim.x / a.dh;
+  float acc = 0;
+  for (int j = g; j < n; j += G) {
+    const int64_t jp = lo + j;
+    const float v = jp == p ? __bfloat162float(row[2 * a.d + hd * a.dh + col])
+                            : a.values[(int64_t(s) * ring + jp % ring) * a.d + hd * a.dh + col];
+    acc += sc[j] * v;
+  }
+  outp[threadIdx.x] = acc;
+  __syncthreads();
+  if (g == 0) {
+    for (int k = 1; k < G; ++k) acc += outp[k * a.dh + col];
+    a.Y[int64_t(s) * a.d + hd * a.dh + col] = __float2bfloat16(acc / sum);
+  }
 }
 
 // Runs after attention: the last W+1 keys and values go to their ring slots (position mod W+1).
@@ -552,6 +621,28 @@ struct GpuEngineImpl {
   int64_t* pos;
   int* encLen;
   int64_t* rows;
+  // EVAPORATE_GPU_PROFILE=1: events between kernel groups of an ungraphed step, summed per category
+  bool profile = std::getenv("EVAPORATE_GPU_PROFILE") != nullptr;
+  std::vector<std::pair<std::string, cudaEvent_t>> marks;
+  std::map<std::string, double> profileMs;
+  void mark(const char* what) {
+    if (!profile) return;
+    cudaEvent_t e;
+    CK(cudaEventCreate(&e));
+    CK(cudaEventRecord(e, stream));
+    marks.emplace_back(what, e);
+  }
+  void collect() {
+    if (!profile || marks.empty()) return;
+    CK(cudaEventSynchronize(marks.back().second));
+    for (size_t i = 1; i < marks.size(); ++i) {
+      float ms;
+      CK(cudaEventElapsedTime(&ms, marks[i - 1].second, marks[i].second));
+      profileMs[marks[i].first] += ms;
+    }
+    for (auto& m : marks) cudaEventDestroy(m.second);
+    marks.clear();
+  }
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t graphExec = nullptr;
   int graphB = 0;
@@ -585,15 +676,19 @@ struct GpuEngineImpl {
   void run(int B, int L, bool decode, bool allLogits) {
     const int d = cfg.dModel;
     const int64_t T = int64_t(B) * L;
+    mark("start");
     embedKernel<<<int(T), 256, 0, stream>>>(tokens, embed, X, d);
     LAUNCHED();
+    mark("embed");
     const float* pendingBias = nullptr;  // bias of the last GEMM that accumulated into X
     for (size_t li = 0; li < layers.size(); ++li) {
       const LayerConfig& Lc = cfg.layers[li];
       GpuLayer& w = layers[li];
       norm(pendingBias, w.norm1, T);
+      mark("norm");
       gemm(H, T, d, w.mixIn, d, w.mixInOut, U, false, w.mixInOut, 0.f);
       bias(U, w.mixInB, T, w.mixInOut, w.mixInOut);
+      mark("gemm mixer in");
       int outIn = 0;
       switch (Lc.kind) {
         case MixerKind::BaseConv: {
@@ -634,7 +729,8 @@ struct GpuEngineImpl {
             LAUNCHED();
           }
           SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
-          swAttentionKernel<<<blocksFor(T * h * 32, 256), 256, 0, stream>>>(a);
+          if (decode) swDecodeKernel<<<B * h, 256, 0, stream>>>(a);
+          else swAttentionKernel<<<blocksFor(T * h * 32, 256), 256, 0, stream>>>(a);
           LAUNCHED();
           ringWriteKernel<<<blocksFor(int64_t(B) * std::min(L, Lc.windowLeft + 1) * d, 256), 256, 0, stream>>>(U, w.keys, w.values, pos, B, L, d, Lc.windowLeft);
           LAUNCHED();
@@ -642,21 +738,29 @@ struct GpuEngineImpl {
           break;
         }
       }
+      mark(Lc.kind == MixerKind::BaseConv ? "mix conv" : Lc.kind == MixerKind::SlidingWindow ? "mix window" : "mix linear attn");
       gemm(V, T, outIn, w.out, outIn, d, X, true, d, 1.f);  // residual add fused into the GEMM
+      mark("gemm mixer out");
       norm(w.outB, w.norm2, T);
+      mark("norm");
       const int hid = cfg.mlpHidden;
       gemm(H, T, d, w.fc1, d, 2 * hid, U, false, 2 * hid, 0.f);
       bias(U, w.fc1b, T, 2 * hid, 2 * hid);
+      mark("gemm mlp");
       swigluKernel<<<blocksFor(T * hid, 256), 256, 0, stream>>>(U, V, T, hid);
       LAUNCHED();
+      mark("swiglu");
       gemm(V, T, hid, w.fc2, hid, d, X, true, d, 1.f);
+      mark("gemm mlp");
       pendingBias = w.fc2b;
     }
     advanceKernel<<<blocksFor(B, 128), 128, 0, stream>>>(pos, B, L);
     LAUNCHED();
     const int64_t R = allLogits ? T : B;
     norm(pendingBias, normF, R, allLogits || L == 1 ? nullptr : rows);
+    mark("norm");
     gemm(H, R, d, head, d, cfg.vocabPadded, logits, true, cfg.vocabPadded, 0.f);
+    mark("gemm head");
   }
 };
 
@@ -734,7 +838,8 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
         break;
       }
       case MixerKind::SlidingWindow: {
-        if (L.swHeadDim > 128) throw EngineError("config_unsupported", "the CUDA path supports sliding-window head dims up to 128");
+        if (L.swHeadDim > 128 || L.windowLeft + 1 > 1024)
+          throw EngineError("config_unsupported", "the CUDA path supports sliding-window head dims up to 128 and windows up to 1024");
         G.mixIn = uploadBf16(w.wqkv.w, size_t(3) * d * d);
         G.mixInB = uploadF32(w.wqkv.b, 3 * d);
         G.mixInOut = 3 * d;
@@ -868,7 +973,10 @@ std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int 
     g.run(B, 1, true, false);
     argmaxKernel<<<B, 256, 0, g.stream>>>(g.logits, g.cfg.vocab, g.cfg.vocabPadded, g.tokens);
     LAUNCHED();
+    g.mark("argmax");
+    g.collect();
   };
+  if (g.profile) useGraph = false;
   if (useGraph && (!g.graphExec || g.graphB != B)) {
     if (g.graphExec) CK(cudaGraphExecDestroy(g.graphExec)), CK(cudaGraphDestroy(g.graph));
     CK(cudaStreamBeginCapture(g.stream, cudaStreamCaptureModeThreadLocal));
@@ -886,6 +994,8 @@ std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int 
   CK(cudaStreamSynchronize(g.stream));
   return out;
 }
+
+std::map<std::string, double> GpuEngine::profileMs() const { return impl_->profileMs; }
 
 double GpuEngine::decodeStepBytes(int B) const {
   return double(impl_->weightBytes) + double(impl_->stateBytesTouchedPerStep) * B;

@@ -4,7 +4,9 @@
 // with the CPU path and for the N-API addon.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../src/backend.h"
@@ -38,6 +40,8 @@ class GpuEngine {
   // Measured device-to-device copy bandwidth, GB/s counting read + write.
   static double copyBandwidth();
   void synchronize() const;
+  // Milliseconds per kernel category summed over profiled (EVAPORATE_GPU_PROFILE=1) generate() steps.
+  std::map<std::string, double> profileMs() const;
 
  private:
   std::unique_ptr<GpuEngineImpl> impl_;

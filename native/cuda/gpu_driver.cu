@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -142,6 +143,20 @@ static int bench(const std::string& cfgPath, const std::string& label, int genB,
   auto model = randomModel(parseConfig(readFile(cfgPath)), 7);
   const ModelConfig& c = model->cfg;
   const double bw = GpuEngine::copyBandwidth();
+  if (std::getenv("EVAPORATE_GPU_PROFILE")) {  // where one decode step's time goes, per kernel category
+    GpuEngine eng(*model, genB, int64_t(genB) * 16);
+    std::vector<int32_t> prompt(size_t(genB) * 16, 7), first(genB, 11);
+    eng.forward(prompt.data(), genB, 16, nullptr, false, nullptr);
+    eng.generate(genB, first.data(), 4, false);  // warm: cuBLAS picks and loads its kernels on first use
+    auto warm = eng.profileMs();
+    eng.generate(genB, first.data(), 8, false);
+    auto after = eng.profileMs();
+    double total = 0;
+    for (auto& [k, ms] : after) total += ms - warm[k];
+    for (auto& [k, ms] : after)
+      std::printf("PROFILE %s %-18s %.4f ms/step (%.0f%%)\n", label.c_str(), k.c_str(), (ms - warm[k]) / 8, 100 * (ms - warm[k]) / total);
+    return 0;
+  }
   const int64_t maxTokens = std::max<int64_t>(int64_t(preB) * preL, int64_t(genB) * 16);
   GpuEngine eng(*model, std::max(genB, preB), maxTokens);
   cudaEvent_t e0, e1;
