@@ -98,7 +98,7 @@ describe('native engine: recurrent invariants', () => {
     const toks = seq(40, 12);
     const once = await wide.forward([{ state: wide.newState(), tokens: toks }]);
     const s = wide.newState();
-    let last = new Float32Array();
+    let last: Float32Array = new Float32Array();
     for (let i = 0; i < 40; i += 8) last = await wide.forward([{ state: s, tokens: toks.subarray(i, i + 8) }]);
     expect(relErr(last, once)).toBeLessThan(1e-5);
   });

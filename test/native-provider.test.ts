@@ -97,3 +97,17 @@ describe('local-based provider', () => {
     await expect(provider.complete({ messages })).rejects.toMatchObject({ code: 'local_model_not_configured', status: 503 });
   });
 });
+
+describe('local-based from settings', () => {
+  it('builds from EVAPORATE_LOCAL_* defaults and reports the missing model directory', async () => {
+    const { loadSettings } = await import('../src/config.js');
+    const { localBasedFromSettings } = await import('../src/llm/local/provider.js');
+    const settings = loadSettings();
+    expect(settings.local).toMatchObject({ maxNewTokens: 64, jrtPrompt: true, prefixCacheEntries: 16 });
+    const provider = localBasedFromSettings({ ...settings.local, modelDir: '' });
+    expect(provider.name).toBe('local-based');
+    await expect(provider.complete({ messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ code: 'local_model_not_configured' });
+    const bad = localBasedFromSettings({ ...settings.local, modelDir: path.join(fixtureDir, 'does-not-exist') });
+    await expect(bad.complete({ messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ code: 'config_missing', status: 400 });
+  });
+});

@@ -1,4 +1,4 @@
-export { LocalBasedProvider, type LocalBasedOptions } from './provider.js';
+export { LocalBasedProvider, localBasedFromSettings, type LocalBasedOptions } from './provider.js';
 export { LocalEngine } from './engine.js';
 export { loadAddon, nativeAvailable } from './addon.js';
 export { jrtPrompt, splitPrompt } from './prompt.js';

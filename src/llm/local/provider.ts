@@ -3,6 +3,7 @@
  * (instructions and document) is read once; its state is cached and cloned for every question asked of it.
  */
 import { createHash } from 'node:crypto';
+import type { Settings } from '../../config.js';
 import { EvaporateError } from '../../errors.js';
 import { encoderFor } from '../tokens.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from '../types.js';
@@ -105,4 +106,16 @@ export class LocalBasedProvider implements LlmProvider {
       cached: false,
     };
   }
+}
+
+/** The provider as configured by EVAPORATE_LOCAL_* settings (the model opens on first use). */
+export function localBasedFromSettings(local: Settings['local']): LocalBasedProvider {
+  return new LocalBasedProvider({
+    modelDir: local.modelDir || undefined,
+    threads: local.threads,
+    maxNewTokens: local.maxNewTokens,
+    jrtPrompt: local.jrtPrompt,
+    prefixCacheEntries: local.prefixCacheEntries,
+    topK: local.topK,
+  });
 }
