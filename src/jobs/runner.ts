@@ -85,6 +85,11 @@ export class JobRunner {
     return [...this.active.keys()];
   }
 
+  /** The job kinds this runner claims. */
+  kinds(): string[] {
+    return Object.keys(this.handlers);
+  }
+
   /**
    * Graceful stop: claim nothing new, abort handlers (they stop at their next checkpoint, having
    * committed the unit in hand), hand their jobs back to the queue, and wait for them to settle.

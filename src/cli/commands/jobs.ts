@@ -177,24 +177,15 @@ export function registerWorkerCommand(jobs: Command, dbPath: () => string | unde
     .option('--no-schedule', 'do not fire cron schedules in this process')
     .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
     .action(async (opts: { concurrency: number; schedule: boolean; db?: string }) => {
-      const { startJobSystem, exitGracefully } = await import('../../jobs/system.js');
-      const { createPipelineServices, extractHandler, EXTRACT_JOB_KIND } = await import('../../pipeline/service.js');
-      const { createNightlyHandler } = await import('../../jobs/nightly.js');
+      const { exitGracefully } = await import('../../jobs/system.js');
+      const { startDefaultJobSystem } = await import('../../jobs/default-system.js');
       const settings = loadSettings(opts.db || dbPath() ? { databasePath: opts.db ?? dbPath()! } : {});
       const db = openDatabase(settings.databasePath);
-      const services = createPipelineServices(db, settings);
-      const handlers: Record<string, JobHandler<any, any>> = { [EXTRACT_JOB_KIND]: extractHandler(services) };
-      const incrementalModule = '../../pipeline/incremental.js';
-      const incremental = (await import(incrementalModule).catch(() => undefined)) as
-        | { createIncrementalPipeline?: (s: typeof services) => IncrementalPipeline }
-        | undefined;
-      if (incremental?.createIncrementalPipeline) {
-        handlers.nightly = createNightlyHandler({ db, pipeline: incremental.createIncrementalPipeline(services), settings: settings.jobs });
-      }
-      const system = startJobSystem({ db, settings, handlers, schedule: opts.schedule, concurrency: opts.concurrency });
-      console.error(`worker ${system.runner.owner}: running ${Object.keys(handlers).join(', ')} jobs from ${settings.databasePath}`);
+      const { system, closeServices } = startDefaultJobSystem(db, settings, { schedule: opts.schedule, concurrency: opts.concurrency });
+      const handlers = system.runner.kinds();
+      console.error(`worker ${system.runner.owner}: running ${handlers.join(', ')} jobs from ${settings.databasePath}`);
       exitGracefully(system, async () => {
-        await services.close();
+        await closeServices();
         db.close();
       });
     });
