@@ -7,11 +7,12 @@ import type { Settings } from '../config.js';
 import type { LlmProvider } from '../llm/types.js';
 import type { Sandbox } from '../sandbox/types.js';
 import type { JobHandler } from '../jobs/types.js';
-import { createLlm, setJobBudget } from '../llm/index.js';
+import { createLlm, routeByRole, setJobBudget } from '../llm/index.js';
+import { localBasedFromSettings } from '../llm/local/provider.js';
 import { JobService } from '../jobs/service.js';
 import { JobRunner } from '../jobs/runner.js';
 import { createSandbox } from '../sandbox/index.js';
-import { labelModel } from '../weak-supervision/index.js';
+import { labelModelFromSettings } from '../weak-supervision/index.js';
 import { inductionHook } from './induction/candidates.js';
 import { EvaporateError } from '../errors.js';
 import { createExtractHandler, type ExtractDeps, type ExtractParams, type ExtractResult } from './extract-job.js';
@@ -77,6 +78,23 @@ export interface PipelineServices extends ExtractDeps {
   close(): Promise<void>;
 }
 
+/**
+ * The model stack of a job. With EVAPORATE_LOCAL_MODEL_DIR set, direct extraction (the per-document volume)
+ * goes to the local BASED engine while schema discovery and synthesis stay on the configured endpoint; each
+ * side is cached, counted and budgeted on its own.
+ */
+export function pipelineLlm(db: Db, settings: Settings): LlmProvider {
+  const remote = createLlm({ db, settings });
+  if (!settings.local.modelDir) return remote;
+  const local = createLlm({
+    db,
+    settings,
+    provider: localBasedFromSettings(settings.local),
+    models: { extraction: 'local-based', default: 'local-based' },
+  });
+  return routeByRole({ extraction: local, synthesis: remote, schema: remote });
+}
+
 /** The job's services from settings and the environment (OPENAI_BASE_URL, EVAPORATE_MODEL...). */
 export function createPipelineServices(
   db: Db,
@@ -87,9 +105,9 @@ export function createPipelineServices(
   return {
     db,
     settings,
-    llm: overrides.llm ?? createLlm({ db, settings }),
+    llm: overrides.llm ?? pipelineLlm(db, settings),
     sandbox,
-    labelModel: labelModel(settings.pipeline.labelModel),
+    labelModel: labelModelFromSettings(settings.labelModel),
     // Wrapper induction adds zero-token candidates learned from user labels and the sample's silver labels.
     extraCandidates: overrides.extraCandidates === null ? undefined : (overrides.extraCandidates ?? inductionHook(db, settings)),
     close: () => (overrides.sandbox ? Promise.resolve() : sandbox.close()),
