@@ -208,6 +208,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
             maxFailures,
             maxOutputChars: settings.maxOutputChars,
             maxOutputItems,
+            memoryLimitMb: settings.memoryLimitMb,
           },
           { signal: controller.signal },
         )) as { out: (string | null)[]; failures: number[] };
@@ -319,6 +320,8 @@ function decodeOutcome(tagged: string): CallOutcome {
       return { ok: false, error: { code: 'disabled', message: messageFor('disabled', '') } };
     case 67: // C
       return { ok: false, error: { code: 'compile', message: messageFor('compile', body) } };
+    case 77: // M
+      return { ok: false, error: { code: 'memory', message: `The function exceeded the ${body} MB memory limit and was stopped.` } };
     case 79: // O
       return { ok: false, error: { code: 'invalid_output', message: messageFor('invalid_output', body) } };
     default:

@@ -3,6 +3,7 @@
 // file and a context (strings in, strings/null out), so no host-realm object is ever reachable from user code.
 // Wall-clock and memory limits are enforced from outside: the pool owner watches `progress` and terminates
 // this whole thread; resourceLimits cap its heap.
+import v8 from 'node:v8';
 import vm from 'node:vm';
 import { workerData } from 'piscina';
 
@@ -170,7 +171,8 @@ const PHASE_CALL = 2;
  *         failures: Int32Array over a SharedArrayBuffer (per function), progress: Int32Array [seq, phase, f, d],
  *         maxFailures, maxOutputChars, maxOutputItems }
  * Returns one tagged string per call (doc-major: d * F + f; null when skipped; flat strings clone cheaply):
- * N no value, S one value, A JSON array of values, R threw, O invalid output, C compile error, D disabled;
+ * N no value, S one value, A JSON array of values, R threw, O invalid output, C compile error, D disabled,
+ * M over the memory cap (body: the cap in MB);
  * and the failures per function counted in this batch.
  */
 export default function runBatch(task) {
@@ -181,6 +183,7 @@ export default function runBatch(task) {
   const bytes = Buffer.from(store.buffer);
   const offsets = store.offsets;
   const limits = { maxOutputChars: task.maxOutputChars, maxOutputItems: task.maxOutputItems };
+  const memoryCapBytes = (task.memoryLimitMb ?? 0) * 1024 * 1024;
   const mark = (phase, f, d) => {
     progress[1] = phase;
     progress[2] = f;
@@ -209,6 +212,10 @@ export default function runBatch(task) {
       if (entry.disabled || Atomics.load(failures, f) + localFailures[f] >= maxFailures) { out[i] = 'D'; continue; }
       if (doc === null) doc = makeDoc(store.ids[d], text, html);
       mark(PHASE_CALL, f, d);
+      // The committed heap only grows during a call and is given back later, so its growth across the call
+      // bounds what the call allocated from below: a call that allocates past the cap and returns before
+      // the pool's sampling watchdog looks is still caught here.
+      const heapBefore = v8.getHeapStatistics().total_heap_size;
       let r;
       try {
         r = entry.call(text, doc);
@@ -217,7 +224,10 @@ export default function runBatch(task) {
         // value belongs to the context and is deliberately not inspected.
         r = 'Rthe function failed in a way that could not be inspected';
       }
-      if (r === null) out[i] = 'N';
+      if (memoryCapBytes > 0 && v8.getHeapStatistics().total_heap_size - heapBefore > memoryCapBytes) {
+        out[i] = 'M' + task.memoryLimitMb;
+        localFailures[f]++;
+      } else if (r === null) out[i] = 'N';
       else if (typeof r !== 'string') out[i] = 'Rthe function failed in a way that could not be inspected';
       else {
         out[i] = r;
