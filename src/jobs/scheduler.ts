@@ -7,15 +7,8 @@ import { Cron } from 'croner';
 import type { Db } from '../store/database.js';
 import { JobEvents, jobEvents } from './events.js';
 import { enqueueJob, type JobRow } from './store.js';
+import type { ScheduleRow } from './service.js';
 
-interface ScheduleRow {
-  corpus_id: number;
-  cron: string;
-  timezone: string | null;
-  kind: string;
-  params: string;
-  enabled: number;
-}
 
 export class JobScheduler {
   private crons = new Map<number, { cron: Cron; key: string }>();

@@ -31,7 +31,8 @@ export interface ScheduleView {
   nextRunAt: string | null;
 }
 
-interface ScheduleRow {
+/** A job_schedules row as SQLite returns it. */
+export interface ScheduleRow {
   corpus_id: number;
   cron: string;
   timezone: string | null;

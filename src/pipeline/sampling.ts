@@ -3,18 +3,9 @@
  * deterministic for a seed, never the same document twice.
  */
 import type { DocumentSummary } from './types.js';
+import { seededRandom } from '../random.js';
 
-/** mulberry32: tiny seeded PRNG, enough for reproducible sampling. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Directory part of a file name: documents uploaded from different folders/sites count as different sources. */
 function sourceOf(filename: string): string {

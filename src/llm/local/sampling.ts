@@ -1,3 +1,6 @@
+import { seededRandom } from '../../random.js';
+
+export { seededRandom };
 /** Next-token choice and stop strings for local generation. */
 
 export interface SamplingOptions {
@@ -5,18 +8,6 @@ export interface SamplingOptions {
   temperature: number;
   /** Only the k most likely tokens are sampled from (0 = all). */
   topK?: number;
-}
-
-/** Deterministic PRNG (mulberry32), so a seeded request samples the same text twice. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function argmax(logits: ArrayLike<number>): number {
