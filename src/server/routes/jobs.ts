@@ -3,10 +3,10 @@
  * cancel, retry; and per-corpus schedules with the attribute health history of their runs.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { EvaporateError } from '../../errors.js';
 import { JobService } from '../../jobs/service.js';
 import { TERMINAL_STATES, type JobState } from '../../jobs/store.js';
-import { errorResponses, idParam } from '../schemas.js';
+import { corpusParam, errorResponses, idParam } from '../schemas.js';
+import { getCorpus } from '../../store/corpora.js';
 
 declare module '../app.js' {
   interface AppContext {
@@ -120,11 +120,8 @@ const jobsRoutes: FastifyPluginAsync = async (app) => {
     },
   );
 
-  const corpusId = (raw: string) => {
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 1) throw new EvaporateError('invalid_corpus_id', `"${raw}" is not a corpus id.`, 400);
-    return n;
-  };
+  // Corpora are addressed by id or name here too, like every other corpus route.
+  const corpusId = (raw: string) => getCorpus(app.ctx.db, raw).id;
 
   app.get('/schedules', { schema: { tags: ['jobs'], summary: 'Every corpus schedule' } }, async () => ({
     schedules: service.listSchedules(),
@@ -132,7 +129,7 @@ const jobsRoutes: FastifyPluginAsync = async (app) => {
 
   app.get<{ Params: { id: string } }>(
     '/corpora/:id/schedule',
-    { schema: { tags: ['jobs'], summary: "A corpus's nightly schedule and watermark", params: idParam, response: errorResponses(404) } },
+    { schema: { tags: ['jobs'], summary: "A corpus's nightly schedule and watermark", params: corpusParam, response: errorResponses(404) } },
     async (request) => service.getSchedule(corpusId(request.params.id)),
   );
 
@@ -142,7 +139,7 @@ const jobsRoutes: FastifyPluginAsync = async (app) => {
       schema: {
         tags: ['jobs'],
         summary: 'Set the cron expression of the incremental run of a corpus',
-        params: idParam,
+        params: corpusParam,
         body: {
           type: 'object',
           properties: {
@@ -162,7 +159,7 @@ const jobsRoutes: FastifyPluginAsync = async (app) => {
 
   app.delete<{ Params: { id: string } }>(
     '/corpora/:id/schedule',
-    { schema: { tags: ['jobs'], summary: 'Remove the schedule of a corpus', params: idParam, response: errorResponses(404) } },
+    { schema: { tags: ['jobs'], summary: 'Remove the schedule of a corpus', params: corpusParam, response: errorResponses(404) } },
     async (request, reply) => {
       service.deleteSchedule(corpusId(request.params.id));
       return reply.status(204).send();
@@ -171,7 +168,7 @@ const jobsRoutes: FastifyPluginAsync = async (app) => {
 
   app.get<{ Params: { id: string } }>(
     '/corpora/:id/health',
-    { schema: { tags: ['jobs'], summary: 'Per-run health of each attribute (abstain / disagree shares, drift)', params: idParam, response: errorResponses(404) } },
+    { schema: { tags: ['jobs'], summary: 'Per-run health of each attribute (abstain / disagree shares, drift)', params: corpusParam, response: errorResponses(404) } },
     async (request) => ({ health: service.health(corpusId(request.params.id)) }),
   );
 };
