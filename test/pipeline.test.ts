@@ -93,6 +93,18 @@ describe('closed extraction on SWDE pages', () => {
     for (const a of report.attributes) expect(a.f1, a.gold).toBeGreaterThan(0.9);
   });
 
+  it('records each attribute\'s health as the baseline for nightly drift checks', () => {
+    const rows = db
+      .prepare("SELECT a.name, h.documents, h.unhealthy_share AS share FROM attribute_health h JOIN attributes a ON a.id = h.attribute_id WHERE h.run_kind = 'full' AND h.corpus_id = ?")
+      .all(corpusId) as { name: string; documents: number; share: number }[];
+    expect(rows.map((r) => r.name).sort()).toEqual([...ATTRS].sort());
+    for (const r of rows) {
+      expect(r.documents).toBe(PAGES);
+      expect(r.share).toBeGreaterThanOrEqual(0);
+      expect(r.share).toBeLessThan(0.5); // the scripted good functions agree on most pages
+    }
+  });
+
   it('records provenance spans that point at the value in documents.text', () => {
     const prov = db
       .prepare(`SELECT p.value, p.span_start, p.span_end, p.functions, p.origin, p.confidence, d.text FROM "${result.provenanceTable}" p JOIN documents d ON d.id = p._document_id`)

@@ -88,6 +88,8 @@ export interface HealthRecord extends AttributeHealth {
 
 /** For the extract job too: a full run that records its health gives later nightly runs their baseline. */
 export function recordHealth(db: Db, r: HealthRecord): void {
+  // A run outside the job system (an in-memory job context) has no jobs row to point at.
+  const jobId = r.jobId !== null && db.prepare('SELECT 1 FROM jobs WHERE id = ?').get(r.jobId) ? r.jobId : null;
   db.prepare(
     `INSERT INTO attribute_health (job_id, corpus_id, attribute_id, run_kind, documents, abstain_share, disagree_share,
        unhealthy_share, baseline_share, drifted, resynthesized)
@@ -97,7 +99,7 @@ export function recordHealth(db: Db, r: HealthRecord): void {
        unhealthy_share = excluded.unhealthy_share, baseline_share = excluded.baseline_share,
        drifted = excluded.drifted, resynthesized = excluded.resynthesized`,
   ).run(
-    r.jobId,
+    jobId,
     r.corpusId,
     r.attributeId,
     r.runKind,

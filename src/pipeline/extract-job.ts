@@ -20,6 +20,8 @@ import { columnsFor, findSpan, inferType, materializeTable, resultTableName, typ
 import { passages } from './retrieval.js';
 import * as repo from './repository.js';
 import { givenLabels } from '../store/labels.js';
+import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
+import { normalizeForComparison } from '../weak-supervision/normalize.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
 
 export interface ExtractParams {
@@ -238,10 +240,15 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const cells: MaterialCell[] = [];
   const types: AttributeType[] = [];
   const filled = new Map<string, number>();
+  const health = new Map<number, AttributeHealth>();
   await timed('label model', async () => {
     for (const [i, spec] of specs.entries()) {
       const fns = kept.get(spec.name)!;
       const { cells: decided, accuracies } = aggregate(deps.labelModel, batches.map((b) => b[spec.name]), fns.map((f) => f.score));
+      // The full run's health (share of documents where the kept functions abstain or disagree) is the
+      // baseline that nightly runs compare against to detect drift.
+      const votes = batches.flatMap((b) => b[spec.name].values.map((row) => row.map((v) => normalizeForComparison(v))));
+      health.set(attributeIds[i], toHealth(countHealth(votes, deps.settings.jobs.agreementShare)));
       repo.saveAccuracies(db, keptIds.get(spec.name)!, accuracies);
       const attrCells: MaterialCell[] = decided.map((c) => ({
         documentId: c.documentId,
@@ -285,6 +292,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
       }
       columns.forEach((c) => repo.setAttributeType(db, c.attributeId, c.type));
       materializeTable(db, { corpusId: corpus.id, table, jobId: ctx.jobId, columns, documentIds: docIds, cells });
+      for (const [attributeId, h] of health) recordHealth(db, { jobId: ctx.jobId, corpusId: corpus.id, attributeId, runKind: 'full', ...h });
       return { rows: docIds.length };
     }),
   );
