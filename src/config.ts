@@ -105,6 +105,10 @@ export interface Settings {
     /** Context states kept for reuse across questions about the same document. */
     prefixCacheEntries: number;
     topK: number;
+    /** Most sequences in one engine forward (continuous batching); also how many requests the local route lets in at once. */
+    maxBatch: number;
+    /** Token budget of one engine forward: how many prompt tokens are read together with the running decodes. */
+    maxBatchTokens: number;
   };
   induction: {
     /** Most candidate functions wrapper induction hands to scoring per attribute. */
@@ -212,6 +216,8 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       jrtPrompt: envNumber('EVAPORATE_LOCAL_JRT_PROMPT', 1) !== 0,
       prefixCacheEntries: envNumber('EVAPORATE_LOCAL_PREFIX_CACHE', 16),
       topK: envNumber('EVAPORATE_LOCAL_TOP_K', 40),
+      maxBatch: Math.max(1, envNumber('EVAPORATE_LOCAL_MAX_BATCH', 64)),
+      maxBatchTokens: Math.max(1, envNumber('EVAPORATE_LOCAL_MAX_BATCH_TOKENS', 8192)),
     },
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),

@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { nativeAvailable } from '../src/llm/local/addon.js';
 import { LocalEngine, type StepInfo } from '../src/llm/local/engine.js';
 import { generate } from '../src/llm/local/generate.js';
+import { LocalBasedProvider } from '../src/llm/local/provider.js';
 import { BatchScheduler } from '../src/llm/local/scheduler.js';
 import { encoderFor } from '../src/llm/tokens.js';
 import type { NativeSequence, NativeState } from '../src/llm/local/addon.js';
@@ -193,5 +194,23 @@ describe.skipIf(!nativeAvailable())('continuous batching on the native engine', 
     const after = await Promise.all(prompts.slice(0, 4).map((p) => request(engine, p, 10)));
     const fresh = LocalEngine.random(config, 3, 2);
     expect(after).toEqual(await oneAtATime(fresh, () => 10).then((t) => t.slice(0, 4)));
+  });
+
+  it('concurrent questions about one document read it once and decode together', async () => {
+    const provider = new LocalBasedProvider({ engine, maxNewTokens: 8, jrtPrompt: true, prefixCacheEntries: 4 });
+    const doc = { role: 'user' as const, content: 'Title: The Hobbit. Author: J.R.R. Tolkien. Publisher: Allen & Unwin. Year: 1937.' };
+    const questions = ['Who is the author?', 'What is the title?', 'Who published it?', 'In which year?', 'What is the ISBN?'];
+    const ask = (p: LocalBasedProvider, q: string) => p.complete({ messages: [{ role: 'system', content: 'Extract attributes.' }, doc, { role: 'user', content: q }], maxTokens: 8 });
+    const spy = vi.spyOn(engine, 'forward');
+    engine.resetBatchStats();
+    const together = await Promise.all(questions.map((q) => ask(provider, q)));
+    const contextReads = spy.mock.calls.filter(([batch]) => batch.some((s) => s.prefixLen !== undefined)).length;
+    spy.mockRestore();
+    expect(contextReads).toBe(1);
+    expect(engine.batchStats().maxRequestsPerStep).toBe(questions.length);
+    const fresh = new LocalBasedProvider({ engine, maxNewTokens: 8, jrtPrompt: true, prefixCacheEntries: 4 });
+    const alone = [];
+    for (const q of questions) alone.push(await ask(fresh, q));
+    expect(together.map((r) => r.texts)).toEqual(alone.map((r) => r.texts));
   });
 });

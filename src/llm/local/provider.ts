@@ -7,7 +7,7 @@ import type { Settings } from '../../config.js';
 import { EvaporateError } from '../../errors.js';
 import { encoderFor } from '../tokens.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from '../types.js';
-import { LocalEngine, type NativeState } from './engine.js';
+import { LocalEngine, type BatchingOptions, type NativeState, type SchedulerStats } from './engine.js';
 import { generate } from './generate.js';
 import { jrtPrompt, splitPrompt } from './prompt.js';
 
@@ -25,6 +25,8 @@ export interface LocalBasedOptions {
   prefixCacheEntries: number;
   /** With temperature > 0, sample only among the k most likely tokens (0 = all). */
   topK?: number;
+  /** Batching of the engine opened from modelDir (an engine passed in keeps its own). */
+  batching?: Partial<BatchingOptions>;
 }
 
 interface CachedPrefix {
@@ -37,6 +39,8 @@ export class LocalBasedProvider implements LlmProvider {
   readonly name = 'local-based';
   private engine?: LocalEngine;
   private readonly prefixes = new Map<string, CachedPrefix>();
+  /** Contexts being read now: a second question about one arriving meanwhile waits for that read instead of its own. */
+  private readonly reading = new Map<string, Promise<CachedPrefix>>();
 
   constructor(private readonly options: LocalBasedOptions) {
     this.engine = options.engine;
@@ -46,7 +50,7 @@ export class LocalBasedProvider implements LlmProvider {
     if (this.engine) return this.engine;
     if (!this.options.modelDir)
       throw new EvaporateError('local_model_not_configured', 'Set EVAPORATE_LOCAL_MODEL_DIR to a BASED checkpoint directory to use the local-based provider.', 503);
-    this.engine = LocalEngine.open(this.options.modelDir, this.options.threads ?? 0);
+    this.engine = LocalEngine.open(this.options.modelDir, this.options.threads ?? 0, this.options.batching);
     return this.engine;
   }
 
@@ -60,16 +64,31 @@ export class LocalBasedProvider implements LlmProvider {
       this.prefixes.set(key, hit); // most recently used last
       return hit;
     }
-    const state = engine.newState();
-    // JRT-RNN reads the whole context as its non-causal prefix
-    const logits = await engine.forward([{ state, tokens: Int32Array.from(context), prefixLen: context.length }]);
-    const entry = { state, logits, tokens: context.length };
-    this.prefixes.set(key, entry);
-    while (this.prefixes.size > Math.max(0, this.options.prefixCacheEntries)) {
-      const oldest = this.prefixes.keys().next().value as string;
-      this.prefixes.delete(oldest);
+    const pending = this.reading.get(key);
+    if (pending) return pending;
+    const read = (async () => {
+      const state = engine.newState();
+      // JRT-RNN reads the whole context as its non-causal prefix
+      const logits = await engine.forward([{ state, tokens: Int32Array.from(context), prefixLen: context.length }]);
+      const entry = { state, logits, tokens: context.length };
+      this.prefixes.set(key, entry);
+      while (this.prefixes.size > Math.max(0, this.options.prefixCacheEntries)) {
+        const oldest = this.prefixes.keys().next().value as string;
+        this.prefixes.delete(oldest);
+      }
+      return entry;
+    })();
+    this.reading.set(key, read);
+    try {
+      return await read;
+    } finally {
+      this.reading.delete(key);
     }
-    return entry;
+  }
+
+  /** How the engine batched forwards so far (undefined until the model is open). */
+  batchStats(): SchedulerStats | undefined {
+    return this.engine?.batchStats();
   }
 
   async complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult> {
@@ -117,5 +136,6 @@ export function localBasedFromSettings(local: Settings['local']): LocalBasedProv
     jrtPrompt: local.jrtPrompt,
     prefixCacheEntries: local.prefixCacheEntries,
     topK: local.topK,
+    batching: { maxSequences: local.maxBatch, maxTokens: local.maxBatchTokens },
   });
 }
