@@ -1,8 +1,14 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../src/config.js';
-import { pipelineLlm } from '../src/pipeline/service.js';
+import { nativeAvailable } from '../src/llm/local/addon.js';
+import { directConcurrency } from '../src/pipeline/direct.js';
+import { pipelineLlm, sharedLocalProvider } from '../src/pipeline/service.js';
 import { openDatabase } from '../src/store/database.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
+import { fixtureDir, readSafetensors, writeSafetensors } from './native-fixtures.js';
 
 const messages = [{ role: 'user' as const, content: 'What is the title of this page?' }];
 
@@ -35,5 +41,43 @@ describe('pipeline model routing', () => {
     const extraction = await llm.complete({ role: 'extraction', messages, maxTokens: 16 });
     expect(extraction.texts[0]).toBe('remote answer');
     expect(fake.chatRequests.length).toBe(before + 1);
+  });
+});
+
+/** The tiny fixture model with the GPT-2 vocabulary (random embeddings), as a checkpoint directory. */
+function gpt2VocabModel(dir: string): string {
+  const config = { ...JSON.parse(fs.readFileSync(path.join(fixtureDir, 'tiny-based', 'config.json'), 'utf8')), vocab_size: 50257 };
+  const tensors = readSafetensors(path.join(fixtureDir, 'tiny-based', 'model.safetensors'));
+  const rows = 50264; // padded to a multiple of 8
+  const emb = new Float32Array(rows * config.n_embd);
+  for (let i = 0; i < emb.length; i++) emb[i] = Math.sin(i * 12.9898) * 0.1;
+  tensors.set('transformer.embeddings.word_embeddings.weight', { dtype: 'F32', shape: [rows, config.n_embd], data: Buffer.from(emb.buffer) });
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  return dir;
+}
+
+describe.skipIf(!nativeAvailable())('pipeline model routing: the local engine is fed a full batch', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'local-route-'));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('lets maxBatch direct-extraction calls in at once, past the endpoint concurrency, and they decode together', async () => {
+    const base = loadSettings({ databasePath: ':memory:' });
+    const settings = {
+      ...base,
+      llm: { ...base.llm, concurrency: 2, requestsPerMinute: 3 },
+      local: { ...base.local, modelDir: gpt2VocabModel(path.join(tmp, 'model')), maxBatch: 12, threads: 1 },
+    };
+    expect(directConcurrency(settings)).toBe(12);
+    expect(directConcurrency(base)).toBe(4);
+    const llm = pipelineLlm(openDatabase(':memory:'), settings);
+    const docs = Array.from({ length: 12 }, (_, i) => `Page ${i}: the price of item ${i} is $${i * 3 + 1}. What is the price?`);
+    const results = await Promise.all(docs.map((d) => llm.complete({ role: 'extraction', messages: [{ role: 'user', content: d }], maxTokens: 6 })));
+    expect(results.every((r) => r.texts.length === 1 && r.model === 'local-based')).toBe(true);
+    // the endpoint's limits (2 at a time, 3 a minute) would have let 2 in and then stalled for a minute
+    const stats = sharedLocalProvider(settings.local).batchStats()!;
+    expect(stats.maxRequestsPerStep).toBe(12);
+    expect(stats.steps).toBeLessThan(12 * 6);
   });
 });

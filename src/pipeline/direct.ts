@@ -2,6 +2,7 @@
  * Direct extraction: the LLM reads the most relevant passages of one document and returns the value.
  * Used on the sample (silver labels) and as the optional per-document fallback.
  */
+import type { Settings } from '../config.js';
 import type { CallContext, LlmProvider } from '../llm/types.js';
 import { directExtractionPrompt } from './prompts.js';
 import { attributeQuery, selectContext } from './retrieval.js';
@@ -33,6 +34,16 @@ export async function extractDirect(
   return found.length > 0 ? found : null;
 }
 
+const ENDPOINT_CONCURRENCY = 4;
+
+/**
+ * Direct-extraction requests to keep in flight. The local engine decodes concurrent requests together, one
+ * native forward per step for all of them, so it is given a full batch; an endpoint gets a few at a time.
+ */
+export function directConcurrency(settings: Pick<Settings, 'local'>): number {
+  return settings.local.modelDir ? Math.max(ENDPOINT_CONCURRENCY, settings.local.maxBatch) : ENDPOINT_CONCURRENCY;
+}
+
 /** Silver labels for every sample document, a few requests at a time. */
 export async function silverLabels(
   llm: LlmProvider,
@@ -41,7 +52,7 @@ export async function silverLabels(
   options: DirectOptions & { concurrency?: number },
 ): Promise<Record<number, string[] | null>> {
   const out: Record<number, string[] | null> = {};
-  await mapLimit(docs, options.concurrency ?? 4, async (d) => {
+  await mapLimit(docs, options.concurrency ?? ENDPOINT_CONCURRENCY, async (d) => {
     out[d.id] = await extractDirect(llm, attribute, d, options);
   });
   return out;

@@ -12,7 +12,7 @@ import type { JobContext, JobHandler } from '../jobs/types.js';
 import { EvaporateError } from '../errors.js';
 import { sampleDocuments } from './sampling.js';
 import { discoverAttributes, isPlausible, mergeSynonyms, rankAttributes, canonicalName } from './schema.js';
-import { extractDirect, silverLabels } from './direct.js';
+import { directConcurrency, extractDirect, mapLimit, silverLabels } from './direct.js';
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
@@ -167,7 +167,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     const given = givenLabels(db, corpus.id, spec.name, sample.map((d) => d.id));
     const unlabelled = sample.filter((d) => !given.has(d.id));
     const labels = await timed('direct', () =>
-      ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call })),
+      ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) })),
     );
     for (const [id, values] of given) labels[id] = values.length ? values : null;
     silver.set(spec.name, labels);
@@ -264,7 +264,9 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
         const direct = await ctx.checkpoint(`attribute:${spec.name}:fallback`, async () => {
           const texts = repo.loadTexts(db, missing.map((c) => c.documentId));
           const out: Record<number, string[] | null> = {};
-          for (const c of missing) out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
+          await mapLimit(missing, directConcurrency(settings), async (c) => {
+            out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
+          });
           return out;
         });
         for (const c of missing) {

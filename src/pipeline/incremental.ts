@@ -10,7 +10,7 @@ import { normalizeForComparison } from '../weak-supervision/normalize.js';
 import { runBatch } from './aggregation.js';
 import { findSpan, upsertCells, type MaterialCell } from './materialize.js';
 import { sampleDocuments } from './sampling.js';
-import { silverLabels } from './direct.js';
+import { directConcurrency, silverLabels } from './direct.js';
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
 import * as repo from './repository.js';
@@ -94,7 +94,7 @@ export function createIncrementalPipeline(deps: ExtractDeps): IncrementalPipelin
       ];
       const sample = repo.loadDocuments(db, ids);
       const call = { jobId: ctx.jobId, signal: ctx.signal };
-      const labels = await silverLabels(deps.llm, spec, sample, { contextTokens: p.directContextTokens, call });
+      const labels = await silverLabels(deps.llm, spec, sample, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) });
       const candidates = await synthesizeFunctions(deps.llm, spec, sample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
         candidates: p.candidatesPerAttribute,
         documents: p.synthesisDocuments,

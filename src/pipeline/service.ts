@@ -7,8 +7,8 @@ import type { Settings } from '../config.js';
 import type { LlmProvider } from '../llm/types.js';
 import type { Sandbox } from '../sandbox/types.js';
 import type { JobHandler } from '../jobs/types.js';
-import { createLlm, routeByRole, setJobBudget } from '../llm/index.js';
-import { localBasedFromSettings } from '../llm/local/provider.js';
+import { createLlm, routeByRole, setJobBudget, sharedLimiter } from '../llm/index.js';
+import { localBasedFromSettings, type LocalBasedProvider } from '../llm/local/provider.js';
 import { JobService } from '../jobs/service.js';
 import { JobRunner } from '../jobs/runner.js';
 import { createSandbox } from '../sandbox/index.js';
@@ -86,13 +86,32 @@ export interface PipelineServices extends ExtractDeps {
 export function pipelineLlm(db: Db, settings: Settings): LlmProvider {
   const remote = createLlm({ db, settings });
   if (!settings.local.modelDir) return remote;
+  // The engine batches concurrent requests into shared forwards, so the local route lets a full batch in at
+  // once, with no per-minute limits (those are an endpoint's account limits, not the machine's).
+  const limiter = sharedLimiter(`local-based@${settings.local.modelDir}`, {
+    ...settings,
+    llm: { ...settings.llm, concurrency: settings.local.maxBatch, requestsPerMinute: 0, tokensPerMinute: 0 },
+  });
   const local = createLlm({
     db,
     settings,
-    provider: localBasedFromSettings(settings.local),
+    provider: sharedLocalProvider(settings.local),
     models: { extraction: 'local-based', default: 'local-based' },
+    limiter,
   });
   return routeByRole({ extraction: local, synthesis: remote, schema: remote });
+}
+
+// One engine per model and settings in a process: jobs that share it share its batches (and its memory).
+const localProviders = new Map<string, LocalBasedProvider>();
+export function sharedLocalProvider(local: Settings['local']): LocalBasedProvider {
+  const key = JSON.stringify(local);
+  let provider = localProviders.get(key);
+  if (!provider) {
+    provider = localBasedFromSettings(local);
+    localProviders.set(key, provider);
+  }
+  return provider;
 }
 
 /** The job's services from settings and the environment (OPENAI_BASE_URL, EVAPORATE_MODEL...). */
