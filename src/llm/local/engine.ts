@@ -65,8 +65,7 @@ export class LocalEngine {
   /**
    * Advances every sequence's state by its tokens. Returns logits over the padded vocabulary: one row per
    * sequence (its last token), or one row per token when allLogits. Concurrent calls share native forwards;
-   * a state must not be in two calls at once unless their order does not matter to the caller (they run in
-   * submission order).
+   * calls that advance the same state run one after another, in the order they were made.
    */
   forward(batch: NativeSequence[], allLogits = false): Promise<Float32Array> {
     return this.scheduler.submit(batch, allLogits);
