@@ -11,6 +11,7 @@
 #include <cublas_v2.h>
 #define BASED_HAVE_CUBLAS 1
 #endif
+
 #include <cstdlib>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <type_traits>
 
 #include "../src/errors.h"
 
@@ -102,14 +104,28 @@ __global__ void swigluKernel(const bf16* G, bf16* A, int64_t T, int hid) {
   A[idx] = __float2bfloat16(y * silu(g));
 }
 
+// One block of kArgmaxThreads per row; float4 loads where rows are 16-byte aligned. Ties go to the lowest id.
+constexpr int kArgmaxThreads = 1024;
 __global__ void argmaxKernel(const float* logits, int vocab, int ld, int32_t* out) {
   const float* row = logits + int64_t(blockIdx.x) * ld;
   float best = -INFINITY;
   int arg = 0;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+  int tail = 0;
+  if (ld % 4 == 0) {
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    for (int i = threadIdx.x; i < vocab / 4; i += blockDim.x) {
+      const float4 v = r4[i];
+      if (v.x > best) best = v.x, arg = 4 * i;
+      if (v.y > best) best = v.y, arg = 4 * i + 1;
+      if (v.z > best) best = v.z, arg = 4 * i + 2;
+      if (v.w > best) best = v.w, arg = 4 * i + 3;
+    }
+    tail = vocab / 4 * 4;
+  }
+  for (int i = tail + threadIdx.x; i < vocab; i += blockDim.x)
     if (row[i] > best) best = row[i], arg = i;
-  __shared__ float sv[256];
-  __shared__ int si[256];
+  __shared__ float sv[kArgmaxThreads];
+  __shared__ int si[kArgmaxThreads];
   sv[threadIdx.x] = best, si[threadIdx.x] = arg;
   __syncthreads();
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -144,6 +160,24 @@ __global__ void convKernel(const bf16* U, const float* tail, const float* w, con
     y += w[ch * K + j] * in;
   }
   V[t * inner + ch] = __float2bfloat16(silu(y) * __bfloat162float(U[t * 2 * inner + inner + ch]));
+}
+
+// Decode (L == 1): the convolution and the shift of the kept inputs in one pass (convKernel + convTailKernel).
+__global__ void convDecodeKernel(const bf16* U, float* tail, const float* w, const float* b, bf16* V, int B, int inner, int K) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= int64_t(B) * inner) return;
+  const int ch = int(idx % inner), s = int(idx / inner);
+  float* tl = tail + int64_t(s) * (K - 1) * inner;
+  const float x = __bfloat162float(U[int64_t(s) * 2 * inner + ch]);
+  float y = b ? b[ch] : 0.f;
+  for (int j = 0; j < K - 1; ++j) {
+    const float kept = tl[int64_t(j) * inner + ch];
+    y += w[ch * K + j] * kept;
+    if (j > 0) tl[int64_t(j - 1) * inner + ch] = kept;
+  }
+  y += w[ch * K + K - 1] * x;
+  if (K > 1) tl[int64_t(K - 2) * inner + ch] = x;
+  V[int64_t(s) * inner + ch] = __float2bfloat16(silu(y) * __bfloat162float(U[int64_t(s) * 2 * inner + inner + ch]));
 }
 
 // Runs after convKernel: keeps the last K-1 inputs. Increasing j reads slots at or past L+j, never ones already rewritten.
@@ -298,12 +332,15 @@ __global__ void laPrefillKernel(LaArgs a) {
 }
 
 // Decode (one token per slot): one pass over the state updates it and forms the output from the updated rows.
-// Threads: dh columns x G row groups; column-contiguous state rows keep the warp's accesses coalesced.
+// Threads: (dh / VEC) column groups x G row groups; each thread moves VEC contiguous floats of a row (float4 where
+// the head dim allows), four rows' loads in flight before any is used, so the state streams near full bandwidth.
+template <int VEC>
 __global__ void laDecodeKernel(LaArgs a) {
+  using Vec = typename std::conditional<VEC == 4, float4, float>::type;
   __shared__ FeatureTable ft;
   __shared__ float pq[1024], pk[1024], v[256], num[1024], den[256];
   const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
-  const int F = a.F, dh = a.dh, G = blockDim.x / dh;
+  const int F = a.F, dh = a.dh, cols = dh / VEC, G = blockDim.x / cols;
   buildTable(ft, a.f, a.rd);
   __syncthreads();
   const bf16* row = a.QKV + int64_t(s) * a.ld;
@@ -313,27 +350,31 @@ __global__ void laDecodeKernel(LaArgs a) {
   }
   for (int j = threadIdx.x; j < dh; j += blockDim.x) v[j] = __bfloat162float(row[a.vOff + hd * dh + j]);
   __syncthreads();
-  const int j = threadIdx.x % dh, g = threadIdx.x / dh;
-  float* __restrict__ S = a.S + (int64_t(s) * a.h + hd) * F * dh;
+  const int jc = threadIdx.x % cols, g = threadIdx.x / cols;
+  Vec* __restrict__ S = reinterpret_cast<Vec*>(a.S + (int64_t(s) * a.h + hd) * F * dh);
   float* __restrict__ z = a.z + (int64_t(s) * a.h + hd) * F;
-  float acc = 0, dacc = 0;
-  const float vj = v[j];
-  // four rows' loads issued before any is used, so each thread keeps several memory requests in flight
+  float acc[VEC], vj[VEC], dacc = 0;
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) acc[e] = 0.f, vj[e] = v[jc * VEC + e];
   for (int i0 = g; i0 < F; i0 += 4 * G) {
-    float sv[4];
+    Vec sv[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int i = i0 + u * G;
-      sv[u] = i < F ? S[i * dh + j] : 0.f;
+      if (i < F) sv[u] = S[int64_t(i) * cols + jc];
     }
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int i = i0 + u * G;
       if (i < F) {
-        const float sij = sv[u] + pk[i] * vj;
-        S[i * dh + j] = sij;
-        acc += pq[i] * sij;
-        if (j == 0) {
+        float* x = reinterpret_cast<float*>(&sv[u]);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) {
+          x[e] += pk[i] * vj[e];
+          acc[e] += pq[i] * x[e];
+        }
+        S[int64_t(i) * cols + jc] = sv[u];
+        if (jc == 0) {
           const float zi = z[i] + pk[i];
           z[i] = zi;
           dacc += pq[i] * zi;
@@ -341,10 +382,11 @@ __global__ void laDecodeKernel(LaArgs a) {
       }
     }
   }
-  num[g * dh + j] = acc;
-  if (j == 0) den[g] = dacc;
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) num[g * dh + jc * VEC + e] = acc[e];
+  if (jc == 0) den[g] = dacc;
   __syncthreads();
-  if (g == 0) {
+  for (int j = threadIdx.x; j < dh; j += blockDim.x) {
     float n = 0, dd = 0;
     for (int k = 0; k < G; ++k) n += num[k * dh + j], dd += den[k];
     a.Y[int64_t(s) * (a.h * dh) + hd * dh + j] = __float2bfloat16(n / (dd + a.eps));
@@ -477,6 +519,111 @@ __global__ void swDecodeKernel(SwArgs a) {
   if (g == 0) {
     for (int k = 1; k < G; ++k) acc += outp[k * a.dh + col];
     a.Y[int64_t(s) * a.d + hd * a.dh + col] = __float2bfloat16(acc / sum);
+  }
+}
+
+// Decode with rotary and the ring write fused in, a block per (slot, head). The current key and value go to their
+// ring row first (position p replaces p - W - 1, already outside the window), so scores and the weighted sum read
+// only the ring. Each thread moves VEC contiguous floats of a row and the dh / VEC threads of a row are adjacent
+// lanes, so a row's dot product reduces with shuffles; loops run on block-uniform bounds for the shuffles' sake.
+template <int VEC>
+__global__ void swDecodeFusedKernel(SwArgs a, float* keys, float* values, int rd, float base) {
+  using Vec = typename std::conditional<VEC == 4, float4, float>::type;
+  __shared__ float qs[128], sc[1024], outp[1024], red[64];
+  const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
+  const int dh = a.dh, cols = dh / VEC, R = blockDim.x / cols;
+  const int jc = threadIdx.x % cols, g = threadIdx.x / cols;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const int64_t p = a.pos[s], lo = p - a.W > 0 ? p - a.W : 0;
+  const int n = int(p - lo + 1), ring = a.W + 1;
+  const bf16* row = a.QKV + int64_t(s) * 3 * a.d + hd * dh;  // q; k at +d, v at +2d
+  const int64_t headOff = int64_t(s) * ring * a.d + hd * dh;
+  float* kr = keys + headOff + (p % ring) * a.d;
+  float* vr = values + headOff + (p % ring) * a.d;
+  const int half = rd / 2;
+  for (int e = threadIdx.x; e < dh; e += blockDim.x) {
+    float q = __bfloat162float(row[e]), k = __bfloat162float(row[a.d + e]);
+    if (e < rd) {  // as rotaryKernel, rounded to bf16 as it stores
+      const int i = e < half ? e : e - half;
+      const float invFreq = powf(base, -float(2 * i) / float(rd));
+      float sn, cs;
+      sincosf(float(p) * invFreq, &sn, &cs);
+      const float q1 = __bfloat162float(row[i]), q2 = __bfloat162float(row[i + half]);
+      const float k1 = __bfloat162float(row[a.d + i]), k2 = __bfloat162float(row[a.d + i + half]);
+      q = __bfloat162float(__float2bfloat16(e < half ? q1 * cs - q2 * sn : q1 * sn + q2 * cs));
+      k = __bfloat162float(__float2bfloat16(e < half ? k1 * cs - k2 * sn : k1 * sn + k2 * cs));
+    }
+    qs[e] = q;
+    kr[e] = k;
+    vr[e] = __bfloat162float(row[2 * a.d + e]);
+  }
+  __syncthreads();
+  float qv[VEC];
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) qv[e] = qs[jc * VEC + e];
+  auto at = [&](const float* ring0, int j) { return reinterpret_cast<const Vec*>(ring0 + headOff + ((lo + j) % ring) * a.d) + jc; };
+  for (int b0 = 0; b0 < n; b0 += 4 * R) {
+    Vec kv[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = b0 + g + u * R;
+      if (j < n) kv[u] = *at(keys, j);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = b0 + g + u * R;
+      float part = 0;
+      if (j < n) {
+        const float* x = reinterpret_cast<const float*>(&kv[u]);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) part += qv[e] * x[e];
+      }
+      for (int o = cols / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffff, part, o);
+      if (j < n && jc == 0) sc[j] = part * a.scale;
+    }
+  }
+  __syncthreads();
+  float m = -INFINITY;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, sc[j]);
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = red[0];
+  for (int w = 1; w < warps; ++w) m = fmaxf(m, red[w]);
+  float sum = 0;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) sum += (sc[j] = __expf(sc[j] - m));
+  sum = warpSum(sum);
+  if (lane == 0) red[32 + warp] = sum;
+  __syncthreads();
+  sum = 0;
+  for (int w = 0; w < warps; ++w) sum += red[32 + w];
+  float acc[VEC];
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) acc[e] = 0.f;
+  for (int b0 = 0; b0 < n; b0 += 4 * R) {
+    Vec vv[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = b0 + g + u * R;
+      if (j < n) vv[u] = *at(values, j);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = b0 + g + u * R;
+      if (j < n) {
+        const float* x = reinterpret_cast<const float*>(&vv[u]);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) acc[e] += sc[j] * x[e];
+      }
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) outp[g * dh + jc * VEC + e] = acc[e];
+  __syncthreads();
+  for (int e = threadIdx.x; e < dh; e += blockDim.x) {
+    float o = 0;
+    for (int k = 0; k < R; ++k) o += outp[k * dh + e];
+    a.Y[int64_t(s) * a.d + hd * dh + e] = __float2bfloat16(o / sum);
   }
 }
 
@@ -693,10 +840,15 @@ struct GpuEngineImpl {
       switch (Lc.kind) {
         case MixerKind::BaseConv: {
           const int inner = Lc.convInner, K = Lc.convKernel;
-          convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
-          LAUNCHED();
-          convTailKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, B, L, inner, K);
-          LAUNCHED();
+          if (L == 1) {
+            convDecodeKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, inner, K);
+            LAUNCHED();
+          } else {
+            convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
+            LAUNCHED();
+            convTailKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, B, L, inner, K);
+            LAUNCHED();
+          }
           outIn = inner;
           break;
         }
@@ -706,7 +858,8 @@ struct GpuEngineImpl {
           LaArgs a{U, w.mixInOut, 0, h * f, 2 * h * f, nullptr, 0, encLen, pos, w.S, w.z, V, B, L, h, f, F, dh, 0,
                    std::sqrt(float(Lc.laScaleDim)), Lc.laEps};
           if (decode) {
-            laDecodeKernel<<<B * h, 256, 0, stream>>>(a);
+            if (dh % 4 == 0) laDecodeKernel<4><<<B * h, 256, 0, stream>>>(a);
+            else laDecodeKernel<1><<<B * h, 256, 0, stream>>>(a);
           } else {
             if (Lc.kind == MixerKind::PrefixLinearAttention) {
               gemm(H, T, d, w.enc, d, h * f + h * dh, E, false, h * f + h * dh, 0.f);
@@ -724,6 +877,15 @@ struct GpuEngineImpl {
         }
         case MixerKind::SlidingWindow: {
           const int h = Lc.swHeads, dh = Lc.swHeadDim;
+          // float4 rows whose threads fit a warp in a power of two: the fused decode kernel
+          const bool fused = decode && dh % 4 == 0 && dh / 4 <= 32 && ((dh / 4) & (dh / 4 - 1)) == 0;
+          if (fused) {
+            SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
+            swDecodeFusedKernel<4><<<B * h, 256, 0, stream>>>(a, w.keys, w.values, Lc.rotaryDim, Lc.rotaryBase);
+            LAUNCHED();
+            outIn = d;
+            break;
+          }
           if (Lc.rotaryDim > 0) {
             rotaryKernel<<<blocksFor(T * h * (Lc.rotaryDim / 2), 256), 256, 0, stream>>>(U, pos, B, L, d, h, dh, Lc.rotaryDim, Lc.rotaryBase);
             LAUNCHED();
@@ -971,7 +1133,7 @@ std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int 
   CK(cudaMemcpyAsync(g.tokens, firstTokens, size_t(B) * 4, cudaMemcpyHostToDevice, g.stream));
   auto step = [&]() {
     g.run(B, 1, true, false);
-    argmaxKernel<<<B, 256, 0, g.stream>>>(g.logits, g.cfg.vocab, g.cfg.vocabPadded, g.tokens);
+    argmaxKernel<<<B, kArgmaxThreads, 0, g.stream>>>(g.logits, g.cfg.vocab, g.cfg.vocabPadded, g.tokens);
     LAUNCHED();
     g.mark("argmax");
     g.collect();
@@ -985,7 +1147,7 @@ std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int 
     CK(cudaGraphInstantiate(&g.graphExec, g.graph, 0));
     g.graphB = B;
   }
-  std::vector<int32_t> out(size_t(steps) * B);
+  std::vector<int32_t> out(size_t(std::max(steps, 0)) * B);
   for (int i = 0; i < steps; ++i) {
     if (useGraph) CK(cudaGraphLaunch(g.graphExec, g.stream));
     else step();
