@@ -141,15 +141,22 @@ export default async function run(): Promise<BenchResult> {
   const altDir = process.env.EVAPORATE_BENCH_ALT_MODULES;
   if (altDir) {
     const req = createRequire(path.join(path.resolve(altDir), 'noop.js'));
+    const version = (name: string) => {
+      try {
+        return (req(`${name}/package.json`) as { version: string }).version;
+      } catch {
+        return '?';
+      }
+    };
     try {
       const rate = await quickjs(req, texts);
-      rows.push({ variant: 'quickjs-emscripten (WebAssembly, 1 thread, 200 docs)', evaluations: FUNCTIONS.length * 200, seconds: null, 'evals/s': Math.round(rate) });
+      rows.push({ variant: `quickjs-emscripten ${version('quickjs-emscripten')} (WebAssembly, 1 thread, 200 docs)`, evaluations: FUNCTIONS.length * 200, seconds: null, 'evals/s': Math.round(rate) });
     } catch (error) {
       notes.push(`quickjs-emscripten not measured: ${(error as Error).message.split('\n')[0]}`);
     }
     try {
       const rate = isolatedVm(req, texts);
-      rows.push({ variant: 'isolated-vm (V8 isolate, 1 thread)', evaluations, seconds: null, 'evals/s': Math.round(rate) });
+      rows.push({ variant: `isolated-vm ${version('isolated-vm')} (V8 isolate, 1 thread)`, evaluations, seconds: null, 'evals/s': Math.round(rate) });
     } catch (error) {
       notes.push(`isolated-vm not measured: ${(error as Error).message.split('\n')[0]}`);
     }
