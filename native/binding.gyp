@@ -4,8 +4,9 @@
       "target_name": "based_engine",
       "sources": [
         "src/addon.cpp", "src/engine.cpp", "src/cpu_backend.cpp", "src/cpu_kernels.cpp",
-        "src/model.cpp", "src/safetensors.cpp", "src/json.cpp", "src/threadpool.cpp"
+        "src/model.cpp", "src/safetensors.cpp", "src/json.cpp", "src/threadpool.cpp", "src/backend_select.cpp"
       ],
+      "libraries": ["-ldl"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

@@ -31,5 +31,20 @@ const jobs = String(Math.max(1, Math.min(4, (await import('node:os')).availableP
 const result = spawnSync(process.execPath, [gyp, 'rebuild', '-j', jobs], { cwd: nativeDir, stdio: 'inherit' });
 if (result.status !== 0) {
   console.warn('[evaporate] Building the local BASED engine failed; the service still works, the local-based provider will be unavailable.');
+  process.exit(0);
 }
+
+// The CUDA backend, where nvcc and cmake exist: a library (native/build-cuda/libbased_cuda.so) the addon loads at
+// run time when a GPU is visible (native/src/backend_select.cpp). Without it the engine runs on the CPU.
+const has = (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
+if (process.env.EVAPORATE_SKIP_CUDA === '1') process.exit(0);
+if (!(has(process.env.CUDACXX || 'nvcc') && has('cmake'))) {
+  console.warn('[evaporate] nvcc or cmake not found: the local BASED engine is built for the CPU only.');
+  process.exit(0);
+}
+const buildDir = path.join(nativeDir, 'build-cuda');
+const configure = spawnSync('cmake', ['-S', nativeDir, '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release'], { stdio: 'inherit' });
+const built =
+  configure.status === 0 && spawnSync('cmake', ['--build', buildDir, '--target', 'based_cuda', '-j', jobs], { stdio: 'inherit' }).status === 0;
+if (!built) console.warn('[evaporate] Building the CUDA backend failed; the local BASED engine runs on the CPU.');
 process.exit(0);

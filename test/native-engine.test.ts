@@ -146,3 +146,36 @@ describe('native engine: checkpoint loading errors', () => {
     expect(() => LocalEngine.open(path.join(tmp, 'nope'), 1)).toThrow(expect.objectContaining({ code: 'config_missing' }));
   });
 });
+
+describe('native engine: backend chosen at run time (EVAPORATE_LOCAL_DEVICE)', () => {
+  const withDevice = <T>(value: string, fn: () => T): T => {
+    const before = process.env.EVAPORATE_LOCAL_DEVICE;
+    process.env.EVAPORATE_LOCAL_DEVICE = value;
+    try {
+      return fn();
+    } finally {
+      if (before === undefined) delete process.env.EVAPORATE_LOCAL_DEVICE;
+      else process.env.EVAPORATE_LOCAL_DEVICE = before;
+    }
+  };
+  it('cpu forces the CPU backend, whose results match the reference', async () => {
+    const engine = withDevice('cpu', () => open('tiny-based'));
+    expect(engine.info.backend).toMatch(/^cpu/);
+    const c = readCases('tiny-based')[0];
+    const logits = await engine.forward([{ state: engine.newState(), tokens: c.tokens, prefixLen: c.prefixLen }], true);
+    expect(relErr(logits, c.logits)).toBeLessThan(1e-4);
+  });
+  it('cuda gives the CUDA backend where a GPU is visible, and a clear error (not a silent CPU run) where none is', () => {
+    let backend = '';
+    try {
+      backend = withDevice('cuda', () => open('tiny-based')).info.backend;
+    } catch (e) {
+      expect(e).toMatchObject({ code: 'cuda_unavailable', message: expect.stringContaining('EVAPORATE_LOCAL_DEVICE=cuda') });
+      return;
+    }
+    expect(backend).toBe('cuda');
+  });
+  it('rejects an unknown device name', () => {
+    expect(() => withDevice('tpu', () => open('tiny-based'))).toThrow(expect.objectContaining({ code: 'bad_argument', message: expect.stringContaining('cpu, cuda or auto') }));
+  });
+});

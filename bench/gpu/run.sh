@@ -3,6 +3,7 @@
 # PyTorch reference fixtures and the CPU backend (cuBLAS and our WMMA GEMM), then time it beside the PyTorch
 # anchors (our PyTorch BASED, and a same-size Transformer on FlashAttention-2 through SDPA) at both shapes.
 #   from the repository root on the GPU machine:  bash bench/gpu/run.sh     (results in $OUT)
+#   then here:  python3 bench/gpu/collect.py <the fetched $OUT folder(s)>  -> bench/results/based-gpu.json
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/based-gpu-out}
@@ -14,8 +15,8 @@ if [ ! -f /usr/local/cuda/include/cublas_v2.h ]; then
   NV=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))' 2>/dev/null)
   [ -n "$NV" ] && BLAS_FLAGS="-I$NV/include -L$NV/lib -Xlinker -rpath=$NV/lib"
 fi
-SRC="native/cuda/cuda_backend.cu native/cuda/gpu_driver.cu native/src/engine.cpp native/src/cpu_backend.cpp native/src/cpu_kernels.cpp native/src/model.cpp native/src/safetensors.cpp native/src/json.cpp native/src/threadpool.cpp"
-nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xcompiler -pthread,-march=x86-64-v2 $SRC $BLAS_FLAGS -lcublas \
+SRC="native/cuda/cuda_backend.cu native/cuda/gpu_driver.cu native/src/engine.cpp native/src/cpu_backend.cpp native/src/cpu_kernels.cpp native/src/model.cpp native/src/safetensors.cpp native/src/json.cpp native/src/threadpool.cpp native/src/backend_select.cpp"
+nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xcompiler -pthread,-march=x86-64-v2 $SRC $BLAS_FLAGS -lcublas -ldl \
   -o /tmp/based_gpu 2>&1 | tee "$OUT/build.log" | grep -E "error" && exit 1
 ls -la /tmp/based_gpu || exit 1
 {
@@ -26,6 +27,16 @@ ls -la /tmp/based_gpu || exit 1
       echo "-- $f: GPU vs CPU"; EVAPORATE_GPU_GEMM=$gemm /tmp/based_gpu parity fixtures/based/$f 2e-2
     done
   done
+  echo "== device-resident states (4 slots, 10 sequences in shifting subsets) against the CPU"
+  for f in tiny-based tiny-jrt; do /tmp/based_gpu residency fixtures/based/$f 2e-2; done
+  # as the N-API addon runs: a CPU-only build that loads libbased_cuda.so at run time (CMake, as npm install builds it)
+  echo "== run-time backend selection: based_driver + libbased_cuda.so"
+  if cmake -S native -B /tmp/based-cmake -DCMAKE_BUILD_TYPE=Release >/tmp/cmake.log 2>&1 &&
+     cmake --build /tmp/based-cmake -j 16 --target based_driver based_cuda >>/tmp/cmake.log 2>&1; then
+    for f in tiny-based tiny-jrt; do EVAPORATE_LOCAL_DEVICE=cuda /tmp/based-cmake/based_driver check fixtures/based/$f fixtures/based/$f/cases/cases.safetensors 2e-2 | grep -v '^case'; done
+  else
+    echo "CMake build failed:"; tail -20 /tmp/cmake.log
+  fi
 } 2>&1 | tee "$OUT/correctness.log"
 python3 bench/gpu/make_configs.py /tmp/cfg
 {

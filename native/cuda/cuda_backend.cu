@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -1096,6 +1097,28 @@ void GpuEngine::downloadState(int slot, SequenceState& s) const {
   CK(cudaStreamSynchronize(g.stream));
 }
 
+void GpuEngine::copySlot(int from, int to) {
+  auto& g = *impl_;
+  auto copy = [&](float* base, size_t perSlot) {
+    CK(cudaMemcpyAsync(base + perSlot * to, base + perSlot * from, perSlot * 4, cudaMemcpyDeviceToDevice, g.stream));
+  };
+  for (size_t li = 0; li < g.layers.size(); ++li) {
+    const LayerConfig& L = g.cfg.layers[li];
+    GpuLayer& w = g.layers[li];
+    if (w.tail) copy(w.tail, size_t(L.convKernel - 1) * L.convInner);
+    if (w.S) {
+      const int F = taylorDim(L.laFeatureDim);
+      copy(w.S, size_t(L.laHeads) * F * L.laHeadDim);
+      copy(w.z, size_t(L.laHeads) * F);
+    }
+    if (w.keys) {
+      copy(w.keys, size_t(L.windowLeft + 1) * g.cfg.dModel);
+      copy(w.values, size_t(L.windowLeft + 1) * g.cfg.dModel);
+    }
+  }
+  CK(cudaMemcpyAsync(g.pos + to, g.pos + from, 8, cudaMemcpyDeviceToDevice, g.stream));
+}
+
 void GpuEngine::forward(const int32_t* tokens, int B, int L, const int* prefixLen, bool allLogits, std::vector<float>* logits) {
   auto& g = *impl_;
   const int64_t T = int64_t(B) * L;
@@ -1195,44 +1218,163 @@ namespace {
 
 class CudaBackend : public Backend {
  public:
-  CudaBackend(int maxBatch, int64_t maxTokens) : maxBatch_(maxBatch), maxTokens_(maxTokens) {}
+  CudaBackend(int maxBatch, int64_t maxTokens) : maxBatch_(maxBatch), maxTokens_(maxTokens), owner_(maxBatch, nullptr), dirty_(maxBatch, false), used_(maxBatch, 0), uid_(maxBatch, 0) {}
   const char* name() const override { return "cuda"; }
 
   void forward(const Model& m, std::vector<SeqRequest>& batch, bool allLogits, std::vector<float>& logits) override {
-    if (!engine_ || model_ != &m) engine_ = std::make_unique<GpuEngine>(m, maxBatch_, maxTokens_), model_ = &m;
-    logits.clear();
-    // sequences of equal length run together; others one at a time, in order, so the output rows line up
-    bool same = batch.size() <= size_t(maxBatch_);
-    for (auto& r : batch) same = same && r.n == batch[0].n;
-    std::vector<std::vector<SeqRequest*>> groups;
-    if (same) {
-      groups.emplace_back();
-      for (auto& r : batch) groups.back().push_back(&r);
-    } else {
-      for (auto& r : batch) groups.push_back({&r});
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!engine_ || model_ != &m) {
+      // one slot more than the batch: the scratch slot of swaps
+      engine_ = std::make_unique<GpuEngine>(m, maxBatch_ + 1, maxTokens_), model_ = &m;
+      std::fill(owner_.begin(), owner_.end(), nullptr);
+      slotOf_.clear();
     }
+    // rows of logits per request, and where each request's rows start in the output
+    std::vector<size_t> rowStart(batch.size() + 1, 0);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].n <= 0) throw EngineError("empty_input", "each sequence needs at least one token");
+      rowStart[i + 1] = rowStart[i] + (allLogits ? size_t(batch[i].n) : 1);
+    }
+    const size_t V = size_t(m.cfg.vocabPadded);
+    logits.assign(rowStart.back() * V, 0.f);
+    // sequences of one length run together, maxBatch at a time; the scheduler mixes prefills and decodes
+    std::map<int, std::vector<size_t>> byLength;
+    for (size_t i = 0; i < batch.size(); ++i) byLength[batch[i].n].push_back(i);
     std::vector<float> part;
-    for (auto& grp : groups) {
-      const int B = int(grp.size()), L = grp[0]->n;
-      std::vector<int32_t> toks;
-      std::vector<int> pre;
-      for (int s = 0; s < B; ++s) {
-        if (grp[s]->n <= 0) throw EngineError("empty_input", "each sequence needs at least one token");
-        engine_->uploadState(s, *grp[s]->state);
-        toks.insert(toks.end(), grp[s]->tokens, grp[s]->tokens + L);
-        pre.push_back(grp[s]->prefixLen);
+    for (auto& [L, idx] : byLength) {
+      for (size_t c0 = 0; c0 < idx.size(); c0 += size_t(maxBatch_)) {
+        const int B = int(std::min(idx.size() - c0, size_t(maxBatch_)));
+        if (int64_t(B) * L > maxTokens_) {  // too long to run side by side: one at a time
+          for (int k = 0; k < B; ++k) runGroup(batch, {idx[c0 + k]}, L, allLogits, rowStart, V, logits, part);
+        } else {
+          runGroup(batch, std::vector<size_t>(idx.begin() + c0, idx.begin() + c0 + B), L, allLogits, rowStart, V, logits, part);
+        }
       }
-      engine_->forward(toks.data(), B, L, pre.data(), allLogits, &part);
-      for (int s = 0; s < B; ++s) engine_->downloadState(s, *grp[s]->state);
-      logits.insert(logits.end(), part.begin(), part.end());
     }
   }
 
+  void syncToHost(SequenceState& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int slot = residentSlot(&s);
+    if (slot < 0 || !dirty_[slot]) return;
+    const int64_t pos = s.pos;
+    engine_->downloadState(slot, s);
+    if (s.pos != pos) throw EngineError("state_corrupt", "the device copy of a state disagrees with its position");
+    dirty_[slot] = false;
+  }
+
+  void release(const SequenceState* s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int slot = residentSlot(s);
+    if (slot < 0) return;
+    owner_[slot] = nullptr, dirty_[slot] = false;
+    slotOf_.erase(s);
+  }
+
  private:
+  // Puts the group's states in slots [0, B) in order (GpuEngine runs a prefix of its slots), runs it, and files
+  // the logits rows. Resident states move by device copies; others are uploaded once and then stay.
+  void runGroup(std::vector<SeqRequest>& batch, const std::vector<size_t>& group, int L, bool allLogits,
+                const std::vector<size_t>& rowStart, size_t V, std::vector<float>& logits, std::vector<float>& part) {
+    const int B = int(group.size());
+    ++clock_;
+    for (int i = 0; i < B; ++i) place(batch[group[i]].state, i, B);
+    std::vector<int32_t> toks;
+    std::vector<int> pre;
+    for (size_t k : group) {
+      toks.insert(toks.end(), batch[k].tokens, batch[k].tokens + L);
+      pre.push_back(batch[k].prefixLen);
+    }
+    engine_->forward(toks.data(), B, L, pre.data(), allLogits, &part);
+    const size_t rows = allLogits ? size_t(L) : 1;
+    for (int i = 0; i < B; ++i) {
+      SequenceState* s = batch[group[i]].state;
+      s->pos += L;  // the host's position stays current; its arrays are refreshed on syncToHost
+      dirty_[i] = true;
+      used_[i] = clock_;
+      std::copy(part.begin() + size_t(i) * rows * V, part.begin() + size_t(i + 1) * rows * V, logits.begin() + rowStart[group[i]] * V);
+    }
+  }
+
+  // The slot holding s, or -1; a slot kept for an earlier state at the same address is dropped.
+  int residentSlot(const SequenceState* s) {
+    auto it = slotOf_.find(s);
+    if (it == slotOf_.end()) return -1;
+    if (uid_[it->second] == s->uid) return it->second;
+    owner_[it->second] = nullptr, dirty_[it->second] = false;
+    slotOf_.erase(it);
+    return -1;
+  }
+
+  void place(SequenceState* s, int slot, int groupSize) {
+    const int cur = residentSlot(s);
+    if (cur == slot) return;
+    if (owner_[slot] && cur >= 0) {  // both resident: swap through the scratch slot
+      const int scratch = maxBatch_;
+      engine_->copySlot(slot, scratch);
+      engine_->copySlot(cur, slot);
+      engine_->copySlot(scratch, cur);
+      SequenceState* other = owner_[slot];
+      std::swap(dirty_[slot], dirty_[cur]);
+      std::swap(used_[slot], used_[cur]);
+      std::swap(uid_[slot], uid_[cur]);
+      owner_[cur] = other, slotOf_[other] = cur;
+      owner_[slot] = s, slotOf_[s] = slot;
+      return;
+    }
+    if (owner_[slot]) evictOrMove(slot, groupSize);
+    if (cur >= 0) {
+      engine_->copySlot(cur, slot);
+      dirty_[slot] = dirty_[cur], used_[slot] = used_[cur];
+      owner_[cur] = nullptr, dirty_[cur] = false;
+    } else {
+      engine_->uploadState(slot, *s);
+      dirty_[slot] = false;
+    }
+    owner_[slot] = s, slotOf_[s] = slot, uid_[slot] = s->uid;
+  }
+
+  // Frees `slot` (inside the group's prefix): its state moves to a free slot past the group, or, with none free,
+  // to the least recently used slot past the group, whose state is written back to its host copy first.
+  void evictOrMove(int slot, int groupSize) {
+    int target = -1;
+    for (int j = groupSize; j < maxBatch_ && target < 0; ++j)
+      if (!owner_[j]) target = j;
+    if (target < 0) {
+      for (int j = groupSize; j < maxBatch_; ++j)
+        if (target < 0 || used_[j] < used_[target]) target = j;
+      if (target >= 0) writeBack(target);
+    }
+    if (target < 0) {  // the group fills every slot: this state leaves the device
+      writeBack(slot);
+      return;
+    }
+    SequenceState* moving = owner_[slot];
+    engine_->copySlot(slot, target);
+    dirty_[target] = dirty_[slot], used_[target] = used_[slot], uid_[target] = uid_[slot];
+    owner_[target] = moving, slotOf_[moving] = target;
+    owner_[slot] = nullptr, dirty_[slot] = false;
+  }
+
+  void writeBack(int slot) {
+    SequenceState* s = owner_[slot];
+    if (!s) return;
+    if (dirty_[slot]) engine_->downloadState(slot, *s);
+    slotOf_.erase(s);
+    owner_[slot] = nullptr, dirty_[slot] = false;
+  }
+
   int maxBatch_;
   int64_t maxTokens_;
   const Model* model_ = nullptr;
   std::unique_ptr<GpuEngine> engine_;
+  std::mutex mu_;
+  std::vector<SequenceState*> owner_;  // per slot
+  std::vector<char> dirty_;            // the device copy is newer than the host's
+  std::vector<uint64_t> used_;         // last group that ran the slot, for eviction
+  std::vector<uint64_t> uid_;          // SequenceState::uid of the owner
+  std::map<const SequenceState*, int> slotOf_;
+  uint64_t clock_ = 0;
 };
 
 }  // namespace
@@ -1254,3 +1396,15 @@ bool cudaDeviceAvailable() {
 }
 
 }  // namespace based
+
+// Entry points of libbased_cuda.so, looked up by backend_select.cpp.
+extern "C" {
+__attribute__((visibility("default"))) int based_cuda_abi() { return based::kBackendAbi; }
+__attribute__((visibility("default"))) int based_cuda_device_count() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+__attribute__((visibility("default"))) based::Backend* based_cuda_make_backend(int maxBatch, long long maxTokens) {
+  return based::makeCudaBackend(maxBatch, maxTokens).release();
+}
+}

@@ -25,6 +25,7 @@ class GpuEngine {
   void uploadState(int slot, const SequenceState& s);
   void downloadState(int slot, SequenceState& s) const;
   void resetSlots(int count);  // fresh states (pos 0) in slots [0, count)
+  void copySlot(int from, int to);  // device to device, every state array and the position
 
   // Runs B slots, each consuming L tokens (tokens is host memory, [B*L]); prefixLen per slot applies to
   // JRT layers on fresh states (-1: the layer's enc_length). Logits (fp32, padded vocab) for every token
@@ -47,7 +48,8 @@ class GpuEngine {
   std::unique_ptr<GpuEngineImpl> impl_;
 };
 
-// Backend over GpuEngine: uploads each request's state, runs, downloads it again.
+// Backend over GpuEngine. States stay on the device between forwards (maxBatch slots, least recently used ones
+// written back to the host when room is needed); the host copy is refreshed on syncToHost.
 std::unique_ptr<Backend> makeCudaBackend(int maxBatch = 64, int64_t maxTokens = 1 << 16);
 bool cudaDeviceAvailable();
 // Which GEMM the engine uses: "cublas" or "wmma" (our tensor-core kernel).

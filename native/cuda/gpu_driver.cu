@@ -1,6 +1,7 @@
 // Standalone GPU driver (no Node on the GPU machine):
 //   based_gpu check  <modelDir> <cases.safetensors> [tol]   GPU logits against the PyTorch reference fixtures
 //   based_gpu parity <modelDir>                             GPU against the CPU backend on the same weights
+//   based_gpu residency <modelDir> [tol]                     device-resident states under churn against the CPU
 //   based_gpu bench  <config.json> <label> [genBatch] [genSteps] [preBatch] [preLen]
 // bench prints one JSON object per line (prefixed "RESULT ") for bench/gpu/run.sh to collect.
 #include <cuda_runtime.h>
@@ -57,6 +58,7 @@ static int check(const std::string& dir, const std::string& cases, double tol) {
     std::vector<float> out;
     gpu->forward(*model, b, true, out);
     const double e = relErr(out, ref);
+    gpu->release(state.get());
     std::printf("case %d: %zu tokens, rel err %.3e\n", i, toks.size(), e);
     if (!(e <= worst)) worst = e;
   }
@@ -128,6 +130,69 @@ static int parity(const std::string& dir, double tol) {
   std::printf("greedy tokens, fused decode + graph vs prefill kernels: %d / %zu equal\n", same, viaGraph.size());
   const bool ok = worst <= tol && same >= int(viaGraph.size() * 0.9);
   std::printf("GPU vs CPU: worst rel err %.3e, tolerance %.1e: %s\n", worst, tol, ok ? "PASS" : "FAIL");
+  return ok ? 0 : 1;
+}
+
+// Device-resident states under churn: 10 sequences through a backend of 4 slots, each step a different subset in a
+// different order (swaps, moves, evictions to the host and uploads back), states read back mid-way (syncToHost),
+// released and replaced; logits and read-back states must match the CPU backend's.
+static int residency(const std::string& dir, double tol) {
+  auto model = loadModel(dir);
+  const ModelConfig& c = model->cfg;
+  auto cpu = makeCpuBackend(0);
+  auto gpu = makeCudaBackend(4, 1 << 14);
+  const int N = 10;
+  std::vector<std::unique_ptr<SequenceState>> cs, gs;
+  for (int i = 0; i < N; ++i) cs.push_back(newState(c)), gs.push_back(newState(c));
+  uint64_t rng = 12345;
+  auto next = [&](int n) { rng = rng * 6364136223846793005ULL + 1442695040888963407ULL; return int((rng >> 33) % uint64_t(n)); };
+  double worst = 0, worstState = 0;
+  auto flat = [](const SequenceState& s) {
+    std::vector<float> v;
+    for (auto& l : s.layers)
+      for (auto* a : {&l.kv, &l.ksum, &l.conv, &l.keys, &l.values}) v.insert(v.end(), a->begin(), a->end());
+    return v;
+  };
+  auto run = [&](const std::vector<int>& who, int len) {
+    std::vector<std::vector<int32_t>> toks(who.size());
+    std::vector<SeqRequest> cb, gb;
+    for (size_t k = 0; k < who.size(); ++k) {
+      const int n = len > 0 ? len : 3 + 4 * who[k];
+      for (int t = 0; t < n; ++t) toks[k].push_back(next(c.vocab));
+      cb.push_back({cs[who[k]].get(), toks[k].data(), n, -1});
+      gb.push_back({gs[who[k]].get(), toks[k].data(), n, -1});
+    }
+    std::vector<float> lc, lg;
+    cpu->forward(*model, cb, false, lc);
+    gpu->forward(*model, gb, false, lg);
+    worst = std::max(worst, relErr(lg, lc));
+  };
+  std::vector<int> all(N);
+  for (int i = 0; i < N; ++i) all[i] = i;
+  run(all, 0);  // ragged prefill, 3..39 tokens
+  for (int step = 0; step < 60; ++step) {
+    std::vector<int> pool = all, who;
+    const int k = 1 + next(7);
+    for (int j = 0; j < k; ++j) {
+      const int at = next(int(pool.size()));
+      who.push_back(pool[at]);
+      pool.erase(pool.begin() + at);
+    }
+    run(who, step % 7 == 3 ? 2 : 1);
+    if (step % 10 == 9) {
+      const int i = next(N);
+      gpu->syncToHost(*gs[i]);
+      worstState = std::max(worstState, relErr(flat(*gs[i]), flat(*cs[i])));
+      if (gs[i]->pos != cs[i]->pos) worstState = INFINITY;
+      const int j = next(N);  // a sequence ends; a fresh one takes its place
+      gpu->release(gs[j].get());
+      gs[j] = newState(c), cs[j] = newState(c);
+    }
+  }
+  for (auto& s : gs) gpu->release(s.get());
+  std::printf("residency: logits worst rel err %.3e, read-back states worst rel err %.3e\n", worst, worstState);
+  const bool ok = worst <= tol && worstState <= tol;
+  std::printf("GPU resident states vs CPU: %s\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;
 }
 
@@ -220,6 +285,7 @@ int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "check" && argc >= 4) return check(argv[2], argv[3], argc > 4 ? std::atof(argv[4]) : 2e-2);
     if (mode == "parity" && argc >= 3) return parity(argv[2], argc > 3 ? std::atof(argv[3]) : 2e-2);
+    if (mode == "residency" && argc >= 3) return residency(argv[2], argc > 3 ? std::atof(argv[3]) : 2e-2);
     if (mode == "bench" && argc >= 4)
       return bench(argv[2], argv[3], argc > 4 ? std::atoi(argv[4]) : 128, argc > 5 ? std::atoi(argv[5]) : 1024,
                    argc > 6 ? std::atoi(argv[6]) : 16, argc > 7 ? std::atoi(argv[7]) : 32768);

@@ -26,6 +26,9 @@ class StateWrap : public Napi::ObjectWrap<StateWrap> {
     exports.Set("State", f);
   }
   explicit StateWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StateWrap>(info) {}
+  ~StateWrap() override {
+    if (engine && state) engine->backend->release(state.get());  // the GPU backend may hold it in a slot
+  }
   Napi::Value Position(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(state ? state->pos : 0)); }
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Engine> owner, std::unique_ptr<SequenceState> s) {
     Napi::Object o = ctor.New({});
@@ -169,16 +172,32 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return StateWrap::Wrap(info.Env(), engine_, newState(engine_->model->cfg));
   }
 
+  // The host copy of a state, current (a GPU backend refreshes it from the device), or null with a JS error set.
+  SequenceState* hostState(Napi::Env env, Napi::Value v) {
+    StateWrap* w = stateArg(env, v);
+    if (!w) return nullptr;
+    try {
+      engine_->backend->syncToHost(*w->state);
+    } catch (const EngineError& e) {
+      makeError(env, e.code, e.what()).ThrowAsJavaScriptException();
+      return nullptr;
+    } catch (const std::exception& e) {
+      makeError(env, "engine_failed", e.what()).ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    return w->state.get();
+  }
+
   Napi::Value CloneState(const Napi::CallbackInfo& info) {
-    StateWrap* w = stateArg(info.Env(), info[0]);
-    if (!w) return info.Env().Undefined();
-    return StateWrap::Wrap(info.Env(), engine_, std::make_unique<SequenceState>(*w->state));
+    SequenceState* s = hostState(info.Env(), info[0]);
+    if (!s) return info.Env().Undefined();
+    return StateWrap::Wrap(info.Env(), engine_, std::make_unique<SequenceState>(*s));
   }
 
   Napi::Value SaveState(const Napi::CallbackInfo& info) {
-    StateWrap* w = stateArg(info.Env(), info[0]);
-    if (!w) return info.Env().Undefined();
-    std::vector<uint8_t> b = serializeState(engine_->model->cfg, *w->state);
+    SequenceState* s = hostState(info.Env(), info[0]);
+    if (!s) return info.Env().Undefined();
+    std::vector<uint8_t> b = serializeState(engine_->model->cfg, *s);
     return Napi::Buffer<uint8_t>::Copy(info.Env(), b.data(), b.size());
   }
 

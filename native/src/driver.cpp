@@ -23,6 +23,7 @@ static std::vector<float> asFloats(const TensorView& t) {
 
 static int check(const std::string& dir, const std::string& cases, double tol) {
   auto e = openEngine(dir, 0);
+  std::printf("backend: %s\n", e->backend->name());
   // cases.safetensors lives beside the weights' directory, so parse it on its own
   std::string tmpdir = cases.substr(0, cases.rfind('/'));
   SafetensorsDir st(tmpdir);
@@ -41,6 +42,7 @@ static int check(const std::string& dir, const std::string& cases, double tol) {
     std::vector<float> out;
     auto t0 = std::chrono::steady_clock::now();
     e->backend->forward(*e->model, b, true, out);
+    e->backend->release(state.get());
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (out.size() != ref.size()) {
       std::printf("case %d: size %zu vs reference %zu\n", i, out.size(), ref.size());

@@ -15,14 +15,14 @@ int defaultThreads() { return std::max(1u, std::thread::hardware_concurrency());
 std::unique_ptr<Engine> openEngine(const std::string& dir, int threads) {
   auto e = std::make_unique<Engine>();
   e->model = loadModel(dir);
-  e->backend = makeCpuBackend(threads > 0 ? threads : defaultThreads());
+  e->backend = makeBackend(threads > 0 ? threads : defaultThreads());
   return e;
 }
 
 std::unique_ptr<Engine> randomEngine(const std::string& configJson, uint64_t seed, int threads) {
   auto e = std::make_unique<Engine>();
   e->model = randomModel(parseConfig(configJson), seed);
-  e->backend = makeCpuBackend(threads > 0 ? threads : defaultThreads());
+  e->backend = makeBackend(threads > 0 ? threads : defaultThreads());
   return e;
 }
 

@@ -1,6 +1,7 @@
 // Model description, weights and per-sequence recurrent state: plain data, no kernels, so that a
 // CPU and a CUDA backend can both consume them (the backend seam is backend.h).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -82,9 +83,23 @@ struct LayerState {
   std::vector<float> keys, values;  // sliding window ring buffer: [windowLeft+1, heads*headDim]
 };
 
+inline uint64_t nextStateUid() {
+  static std::atomic<uint64_t> n{0};
+  return ++n;
+}
+
 struct SequenceState {
   int64_t pos = 0;  // tokens consumed so far
   std::vector<LayerState> layers;
+  // Distinct for every state object made (copies included), so a backend that keeps states by address never
+  // takes a new state for a released one that lived at the same address.
+  uint64_t uid = nextStateUid();
+  SequenceState() = default;
+  SequenceState(const SequenceState& o) : pos(o.pos), layers(o.layers) {}
+  SequenceState& operator=(const SequenceState& o) {
+    pos = o.pos, layers = o.layers;
+    return *this;
+  }
 };
 
 std::unique_ptr<SequenceState> newState(const ModelConfig& cfg);

@@ -83,5 +83,6 @@ export function toEvaporateError(e: unknown): EvaporateError {
   const code = typeof err?.code === 'string' ? err.code : 'engine_failed';
   const clientSide = ['missing_tensor', 'shape_mismatch', 'model_not_found', 'weights_missing', 'weights_invalid', 'config_missing',
     'config_invalid', 'config_unsupported', 'token_out_of_range', 'empty_input', 'state_mismatch', 'bad_argument'];
-  return new EvaporateError(code, err?.message ?? String(e), clientSide.includes(code) ? 400 : 500);
+  // cuda_unavailable: EVAPORATE_LOCAL_DEVICE=cuda on a machine that cannot honour it, a deployment problem
+  return new EvaporateError(code, err?.message ?? String(e), clientSide.includes(code) ? 400 : code === 'cuda_unavailable' ? 503 : 500);
 }
