@@ -8,6 +8,8 @@ import { passages, rankPassages, selectContext } from '../src/pipeline/retrieval
 import { parseExtractRequest } from '../src/pipeline/service.js';
 import { sampleScore, selectTop } from '../src/pipeline/scoring.js';
 import { EvaporateError } from '../src/errors.js';
+import { runBatch } from '../src/pipeline/aggregation.js';
+import { createSandbox } from '../src/sandbox/index.js';
 
 describe('sampling', () => {
   const docs = Array.from({ length: 100 }, (_, i) => ({ id: i + 1, filename: `${i % 2 ? 'a' : 'b'}/${i}.htm`, byteSize: (i * 37) % 1000 }));
@@ -119,5 +121,29 @@ describe('extraction requests', () => {
     expect(() => parseExtractRequest(1, { attributes: ['a;drop'] })).toThrow(EvaporateError);
     expect(() => parseExtractRequest(1, { mode: 'open', sampleSize: 0 })).toThrow(/sampleSize/);
     expect(parseExtractRequest(1, { mode: 'open', budget: { maxTokens: 1000 } }).budget).toEqual({ maxTokens: 1000, maxUsd: undefined });
+  });
+});
+
+describe('corpus pass', () => {
+  it('keeps each function\'s failure count across batches, so a function that failed too often stays off for the job', async () => {
+    const sandbox = createSandbox({ callTimeoutMs: 1000, memoryLimitMb: 64, maxOutputChars: 200, maxFailuresPerFunction: 2, workers: 1 });
+    try {
+      // fails on the first two batches' documents, would answer on the third's
+      const fns = [{ id: 'flaky', source: 'function extract(t) { if (t.startsWith("bad")) throw new Error("no"); return t; }' }];
+      const failures = new Map<string, number>();
+      await runBatch(sandbox, fns, [{ id: 1, text: 'bad one' }], failures);
+      const second = await runBatch(sandbox, fns, [{ id: 2, text: 'bad two' }], failures);
+      expect(second.failures).toEqual({ flaky: 2 });
+      const third = await runBatch(sandbox, fns, [{ id: 3, text: 'good' }], failures);
+      expect(third.values).toEqual([[null]]);
+      expect(third.errors).toBe(1);
+      // a resumed job starts from the counts its last checkpointed batch recorded
+      const resumed = await runBatch(sandbox, fns, [{ id: 3, text: 'good' }], new Map(Object.entries(second.failures!)));
+      expect(resumed.values).toEqual([[null]]);
+      // without the job's counts the same batch runs the function
+      expect((await runBatch(sandbox, fns, [{ id: 3, text: 'good' }])).values).toEqual([[['good']]]);
+    } finally {
+      await sandbox.close();
+    }
   });
 });

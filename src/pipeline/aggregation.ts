@@ -11,10 +11,21 @@ export interface BatchOutputs {
   documentIds: number[];
   values: (string[] | null)[][];
   errors: number;
+  /** The job's failure count per function id after this batch, so a resumed job disables the same functions. */
+  failures?: Record<string, number>;
 }
 
-export async function runBatch(sandbox: Sandbox, functions: readonly ExtractionFunction[], docs: readonly SandboxDocument[]): Promise<BatchOutputs> {
-  const outcomes: CallOutcome[][] = functions.length ? await sandbox.run([...functions], [...docs]) : [];
+/**
+ * Runs the functions over one batch. `failures` (function id -> failures so far in this job) carries the
+ * sandbox's per-function failure limit across batches: a function that failed too often stays disabled.
+ */
+export async function runBatch(
+  sandbox: Sandbox,
+  functions: readonly ExtractionFunction[],
+  docs: readonly SandboxDocument[],
+  failures?: Map<string, number>,
+): Promise<BatchOutputs> {
+  const outcomes: CallOutcome[][] = functions.length ? await sandbox.run([...functions], [...docs], failures ? { failures } : {}) : [];
   let errors = 0;
   const values = docs.map((_, d) =>
     functions.map((_, f) => {
@@ -26,7 +37,7 @@ export async function runBatch(sandbox: Sandbox, functions: readonly ExtractionF
       return o.value && o.value.length > 0 ? o.value : null;
     }),
   );
-  return { documentIds: docs.map((d) => Number(d.id)), values, errors };
+  return { documentIds: docs.map((d) => Number(d.id)), values, errors, ...(failures ? { failures: Object.fromEntries(failures) } : {}) };
 }
 
 export interface CellDecision {

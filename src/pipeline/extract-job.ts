@@ -220,6 +220,9 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const batchSize = p.batchSize;
   const batches: Record<string, BatchOutputs>[] = [];
   let functionEvaluations = 0;
+  // Failures per function over the whole pass (the sandbox disables a function past its limit for the job);
+  // each checkpointed batch records the counts after it, so a resumed job picks them up where it stopped.
+  const failures = new Map(specs.map((s) => [s.name, new Map<string, number>()]));
   for (let b = 0; b * batchSize < docIds.length; b++) {
     ctx.progress('aggregation', b * batchSize, docIds.length);
     const ids = docIds.slice(b * batchSize, (b + 1) * batchSize);
@@ -227,11 +230,15 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
       ctx.checkpoint(`batch:${b}`, async () => {
         const docs = repo.loadDocuments(db, ids).map(sandboxDoc);
         const result: Record<string, BatchOutputs> = {};
-        for (const spec of specs) result[spec.name] = await runBatch(deps.sandbox, kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs);
+        for (const spec of specs)
+          result[spec.name] = await runBatch(deps.sandbox, kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs, failures.get(spec.name));
         return result;
       }),
     );
-    for (const spec of specs) functionEvaluations += kept.get(spec.name)!.length * ids.length;
+    for (const spec of specs) {
+      functionEvaluations += kept.get(spec.name)!.length * ids.length;
+      failures.set(spec.name, new Map(Object.entries(out[spec.name].failures ?? {})));
+    }
     batches.push(out);
   }
   ctx.progress('aggregation', docIds.length, docIds.length);

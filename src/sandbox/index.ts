@@ -1,3 +1,3 @@
-export { createSandbox, type SandboxSettings, type SandboxRunOptions } from './sandbox.js';
+export { createSandbox, type SandboxSettings } from './sandbox.js';
 export { EXTRACTION_FUNCTION_CONTRACT, type DocHelpers, type DocNode, type ExtractResult } from './contract.js';
 export type * from './types.js';

@@ -15,10 +15,6 @@ type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments';
 /** Settings['sandbox']; the newer knobs may be left out and take their defaults. */
 export type SandboxSettings = Omit<Settings['sandbox'], OptionalSettings> & Partial<Pick<Settings['sandbox'], OptionalSettings>>;
 
-export interface SandboxRunOptions extends RunOptions {
-  /** Failure counts per function id, kept by the caller across runs of one job; updated in place. */
-  failures?: Map<string, number>;
-}
 
 const WORKER_URL = new URL('./worker.mjs', import.meta.url);
 const PHASE_COMPILE = 1;
@@ -93,7 +89,7 @@ const MIN_MEMORY_BLAME_MS = 30;
 const MEMORY_COOLDOWN_MS = 300;
 const MEMORY_SLACK_MB = 256;
 
-export function createSandbox(settings: SandboxSettings): Sandbox & { run(functions: ExtractionFunction[], documents: SandboxDocument[], options?: SandboxRunOptions): Promise<CallOutcome[][]> } {
+export function createSandbox(settings: SandboxSettings): Sandbox {
   const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const maxOutputItems = settings.maxOutputItems ?? 1000;
   const maxSourceChars = settings.maxSourceChars ?? 100_000;
@@ -249,7 +245,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox & { run(functi
   }
 
   return {
-    async run(functions, documents, options: SandboxRunOptions = {}) {
+    async run(functions, documents, options: RunOptions = {}) {
       if (closed) throw new EvaporateError('sandbox_closed', 'The sandbox has been shut down and runs no more functions.', 503);
       const timeoutMs = options.timeoutMs ?? settings.callTimeoutMs;
       const maxFailures = settings.maxFailuresPerFunction;

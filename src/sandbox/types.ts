@@ -31,6 +31,8 @@ export type CallOutcome =
 
 export interface RunOptions {
   timeoutMs?: number;
+  /** Failure counts per function id, kept by the caller across the runs of one job; updated in place. */
+  failures?: Map<string, number>;
 }
 
 export interface Sandbox {
