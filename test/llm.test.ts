@@ -9,7 +9,7 @@ import {
   composeLlm,
   llmConfigFromEnv,
   RateLimiter,
-  requireRoles,
+  requireModels,
   routeByRole,
   setJobBudget,
   type CreateLlmOptions,
@@ -257,9 +257,9 @@ describe('LLM layer against a real HTTP fake', () => {
   });
 
   it('lets a job check its roles up front, and routes roles to different stacks', async () => {
-    expect(() => requireRoles(llmConfigFromEnv({ OPENAI_API_KEY: 'k', EVAPORATE_MODEL_SCHEMA: 's' }), ['schema', 'synthesis'])).toThrow(
-      /EVAPORATE_MODEL_SYNTHESIS or EVAPORATE_MODEL/,
-    );
+    const schemaOnly = createLlm({ db, settings: testSettings(), config: llmConfigFromEnv({ OPENAI_API_KEY: 'k', EVAPORATE_MODEL_SCHEMA: 's' }) });
+    expect(() => requireModels(schemaOnly, ['schema'])).not.toThrow();
+    expect(() => requireModels(schemaOnly, ['schema', 'synthesis'])).toThrow(/"synthesis" model.*EVAPORATE_MODEL_SYNTHESIS or EVAPORATE_MODEL/);
     fake.otherwise((req) => `remote ${req.model}`);
     const local = {
       name: 'local-test',
@@ -274,6 +274,8 @@ describe('LLM layer against a real HTTP fake', () => {
     });
     expect((await llm.complete(ask('a', { role: 'synthesis' }))).texts).toEqual(['remote fake-coder']);
     expect((await llm.complete(ask('a', { role: 'extraction' }))).texts).toEqual(['local answer']);
+    expect(llm.missingFor?.('extraction')).toEqual([]);
+    expect(llm.missingFor?.('schema')).toEqual(['EVAPORATE_MODEL_SCHEMA']);
     expect((await llm.complete(ask('a', { role: 'extraction' }))).cached).toBe(true);
     const byModel = jobLlmUsage(db, 12).byModel.map((m) => [m.model, m.calls, m.cacheHits]);
     expect(byModel).toEqual([['fake-coder', 1, 0], ['tiny', 2, 1]]);

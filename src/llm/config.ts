@@ -43,11 +43,11 @@ export function isConfigured(config: LlmConfig, role: ModelRole): boolean {
   return config.missing[role].length === 0;
 }
 
-export function notConfiguredError(role: ModelRole | undefined, vars: string[]): EvaporateError {
+export function notConfiguredError(role: ModelRole | undefined, vars: string[], hint = ''): EvaporateError {
   const what = role ? `the "${role}" model` : 'a language model';
   return new EvaporateError(
     'llm_not_configured',
-    `This needs ${what}, but none is configured. Set ${vars.join(' and ')} and restart the service.`,
+    `This needs ${what}, but none is configured. Set ${vars.join(' and ')} and restart the service${hint ? `, ${hint}` : ''}.`,
     503,
     { role: role ?? null, variables: vars },
   );
@@ -60,17 +60,4 @@ export function describeLlmConfig(config: LlmConfig): string {
       ? `${role}: ${config.models[role]} @ ${config.baseURL ?? 'https://api.openai.com/v1'}`
       : `${role}: not configured (set ${config.missing[role].join(', ')})`,
   ).join('; ');
-}
-
-/**
- * For a job to call before doing any work: throws 'llm_not_configured' naming every variable still
- * to set for the roles it will need, so it fails at once rather than halfway through.
- */
-export function requireRoles(config: LlmConfig, roles: ModelRole[]): void {
-  const vars = [...new Set(roles.flatMap((r) => config.missing[r]))];
-  if (vars.length > 0) {
-    const missingRoles = roles.filter((r) => config.missing[r].length > 0);
-    const err = notConfiguredError(missingRoles.length === 1 ? missingRoles[0] : undefined, vars);
-    throw err;
-  }
 }

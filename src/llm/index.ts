@@ -21,7 +21,7 @@ import type { CallContext, CompletionRequest, CompletionResult, LlmProvider, Mod
 
 export type { Budget } from './budget.js';
 export { getJobBudget, setJobBudget } from './budget.js';
-export { describeLlmConfig, isConfigured, llmConfigFromEnv, requireRoles, type LlmConfig } from './config.js';
+export { describeLlmConfig, isConfigured, llmConfigFromEnv, type LlmConfig } from './config.js';
 export { codeBlocks, extractAttributeValues, extractFunctionSource, extractJson, extractList, extractValue } from './parse.js';
 export { LlmError } from './errors.js';
 export { jobLlmUsage, Ledger, type ModelUsage, type UsageTotals } from './ledger.js';
@@ -73,19 +73,32 @@ export function sharedLimiter(key: string, settings: Settings): RateLimiter {
   return limiter;
 }
 
+const roleVariable = (role: ModelRole | undefined) => (role ? `EVAPORATE_MODEL_${role.toUpperCase()}` : 'EVAPORATE_MODEL');
+
 function withModels(inner: LlmProvider, options: ComposeOptions): LlmProvider {
+  const modelFor = (role: ModelRole | undefined) => (role ? options.models[role] : undefined) ?? options.models.default;
+  const missingVars = (role: ModelRole | undefined) => options.missingVars?.(role) ?? [roleVariable(role)];
   return {
     name: inner.name,
+    missingFor: (role) => (modelFor(role) ? [] : missingVars(role)),
     complete(request: CompletionRequest, context: CallContext = {}): Promise<CompletionResult> {
-      const model = request.model ?? (request.role ? options.models[request.role] : undefined) ?? options.models.default;
-      if (!model) {
-        const vars = options.missingVars?.(request.role) ?? [request.role ? `EVAPORATE_MODEL_${request.role.toUpperCase()}` : 'EVAPORATE_MODEL'];
-        return Promise.reject(notConfiguredError(request.role, vars));
-      }
+      const model = request.model ?? modelFor(request.role);
+      if (!model) return Promise.reject(notConfiguredError(request.role, missingVars(request.role)));
       const jobId = context.jobId ?? options.jobId;
       return inner.complete({ ...request, model }, { ...context, jobId });
     },
   };
+}
+
+/**
+ * For a job to call before doing any work: throws 'llm_not_configured' naming every variable still to set
+ * for the roles it will need, so it fails at once rather than halfway through. `hint` ends the sentence.
+ */
+export function requireModels(llm: LlmProvider, roles: readonly ModelRole[], hint = ''): void {
+  const missing = roles.filter((r) => (llm.missingFor?.(r) ?? []).length > 0);
+  if (missing.length === 0) return;
+  const vars = [...new Set(missing.flatMap((r) => llm.missingFor!(r)))];
+  throw notConfiguredError(missing.length === 1 ? missing[0] : undefined, vars, hint);
 }
 
 /** Wraps a raw provider in the full stack. */
@@ -148,11 +161,16 @@ export function createLlm(options: CreateLlmOptions): LlmProvider {
  */
 export function routeByRole(stacks: Partial<Record<ModelRole | 'default', LlmProvider>>): LlmProvider {
   const fallback = stacks.default ?? stacks.extraction;
+  const targetFor = (role: ModelRole | undefined) => (role ? stacks[role] : undefined) ?? fallback;
   return {
     name: 'router',
+    missingFor(role) {
+      const target = targetFor(role);
+      return target ? (target.missingFor?.(role) ?? []) : [roleVariable(role)];
+    },
     complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult> {
-      const target = (request.role ? stacks[request.role] : undefined) ?? fallback;
-      if (!target) return Promise.reject(notConfiguredError(request.role, [request.role ? `EVAPORATE_MODEL_${request.role.toUpperCase()}` : 'EVAPORATE_MODEL']));
+      const target = targetFor(request.role);
+      if (!target) return Promise.reject(notConfiguredError(request.role, [roleVariable(request.role)]));
       return target.complete(request, context);
     },
   };

@@ -53,4 +53,9 @@ export interface CallContext {
 export interface LlmProvider {
   readonly name: string;
   complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult>;
+  /**
+   * The environment variables still to set before a request of this role can be served ([] = ready), so a job
+   * can fail before any work rather than halfway through. Left out by providers that serve any role.
+   */
+  missingFor?(role: ModelRole): string[];
 }
