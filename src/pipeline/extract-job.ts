@@ -5,7 +5,8 @@
  */
 import type { Db } from '../store/database.js';
 import type { Settings } from '../config.js';
-import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from '../llm/types.js';
+import type { CallContext, CompletionRequest, CompletionResult, LlmProvider, ModelRole } from '../llm/types.js';
+import { requireModels } from '../llm/index.js';
 import type { Sandbox, SandboxDocument } from '../sandbox/types.js';
 import type { LabelModel } from '../weak-supervision/types.js';
 import type { JobContext, JobHandler } from '../jobs/types.js';
@@ -19,7 +20,7 @@ import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
 import * as repo from './repository.js';
-import { givenLabels } from '../store/labels.js';
+import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
 import { normalizeForComparison } from '../weak-supervision/normalize.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
@@ -120,6 +121,16 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const corpus = repo.corpusRow(db, params.corpusId);
   if (params.mode === 'closed' && (!params.attributes || params.attributes.length === 0))
     throw new EvaporateError('attributes_required', 'A closed extraction needs the list of attributes to extract.', 400);
+  // The models the job needs, checked before any work. An attribute with at least two labelled documents can
+  // be learned by wrapper induction alone, so a closed extraction of such attributes needs no model at all;
+  // where a model is there, it still adds silver labels and written functions.
+  const labelled = labelledByAttribute(db, corpus.id);
+  const inducible = (name: string) => deps.extraCandidates !== undefined && (labelled.get(name)?.withValue ?? 0) >= 2;
+  const needed = new Set<ModelRole>(params.mode === 'open' ? ['schema', 'extraction', 'synthesis'] : []);
+  if (params.mode === 'closed' && params.attributes!.some((a) => !inducible(a.name.trim()))) needed.add('synthesis').add('extraction');
+  if (params.fallbackDirect) needed.add('extraction');
+  requireModels(deps.llm, [...needed], params.mode === 'closed' ? 'or label at least two documents of each attribute' : '');
+  const hasModel = (role: ModelRole) => (deps.llm.missingFor?.(role) ?? []).length === 0;
   const { provider: llm, m } = metered(deps.llm);
   const call: CallContext = { jobId: ctx.jobId, signal: ctx.signal };
   const stageMs: Record<string, number> = {};
@@ -132,9 +143,22 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     }
   };
 
-  const all = repo.documentSummaries(db, corpus.id);
-  if (all.length === 0) throw new EvaporateError('corpus_empty', `Corpus "${corpus.name}" has no readable documents to extract from.`, 409);
-  const sampleIds = await timed('sample', () => ctx.checkpoint('sample', async () => sampleDocuments(all, sampleSize, seed)));
+  // The job's documents are fixed at its first attempt: one that arrives later (even between a crash and the
+  // resume) is left whole for the next run rather than half-processed by this one.
+  const current = repo.documentSummaries(db, corpus.id);
+  if (current.length === 0) throw new EvaporateError('corpus_empty', `Corpus "${corpus.name}" has no readable documents to extract from.`, 409);
+  const jobDocIds = await ctx.checkpoint('documents', async () => current.map((d) => d.id));
+  const jobDocs = new Set(jobDocIds);
+  const all = current.filter((d) => jobDocs.has(d.id));
+  // Labelled documents join the sample (their labels are the best silver labels there are), up to the
+  // number of examples induction takes.
+  const readable = new Set(all.map((d) => d.id));
+  const labelledIds = [...new Set((params.attributes ?? []).flatMap((a) => labelled.get(a.name.trim())?.documents ?? []))]
+    .filter((id) => readable.has(id))
+    .slice(0, settings.induction.maxExamples);
+  const sampleIds = await timed('sample', () =>
+    ctx.checkpoint('sample', async () => [...new Set([...sampleDocuments(all, sampleSize, seed), ...labelledIds])]),
+  );
   const sample = repo.loadDocuments(db, sampleIds);
   ctx.progress('schema', 0, 1);
 
@@ -166,9 +190,12 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     // Values a person labelled (POST /corpora/:id/labels) stand in for direct extraction on those documents.
     const given = givenLabels(db, corpus.id, spec.name, sample.map((d) => d.id));
     const unlabelled = sample.filter((d) => !given.has(d.id));
-    const labels = await timed('direct', () =>
-      ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) })),
-    );
+    // Without an extraction model (a closed extraction learned from labels), the labelled documents are the sample.
+    const labels: SilverLabels = hasModel('extraction')
+      ? await timed('direct', () =>
+          ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) })),
+        )
+      : {};
     for (const [id, values] of given) labels[id] = values.length ? values : null;
     silver.set(spec.name, labels);
     if (params.mode === 'open') {
@@ -191,15 +218,19 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   for (const [i, spec] of specs.entries()) {
     ctx.progress('synthesis', i, specs.length);
     const labels = silver.get(spec.name)!;
+    // Functions are written from, and scored on, the sample documents that have a label for this attribute.
+    const labelledSample = sample.filter((d) => d.id in labels);
     const candidates = await timed('synthesis', () =>
       ctx.checkpoint(`attribute:${spec.name}:synthesis`, async () => {
-        const fromLlm = await synthesizeFunctions(llm, spec, sample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
-          candidates: params.candidates ?? p.candidatesPerAttribute,
-          documents: p.synthesisDocuments,
-          temperatures: [0, 0.7],
-          contextTokens: p.synthesisContextTokens,
-          call,
-        });
+        const fromLlm = hasModel('synthesis')
+          ? await synthesizeFunctions(llm, spec, labelledSample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
+              candidates: params.candidates ?? p.candidatesPerAttribute,
+              documents: p.synthesisDocuments,
+              temperatures: [0, 0.7],
+              contextTokens: p.synthesisContextTokens,
+              call,
+            })
+          : [];
         const extra = deps.extraCandidates ? await deps.extraCandidates({ corpusId: corpus.id, attribute: spec, sample, silver: labels }) : [];
         const ids = new Set(fromLlm.map((c) => c.id));
         return [...fromLlm, ...extra.filter((c) => !ids.has(c.id))];
@@ -207,7 +238,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     );
     ctx.progress('scoring', i, specs.length);
     const scored = await timed('scoring', () =>
-      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, sample.map(sandboxDoc), labels, topK)),
+      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, labelledSample.map(sandboxDoc), labels, topK)),
     );
     const fnIds = repo.saveFunctions(db, attributeIds[i], scored.all, new Set(scored.kept.map((k) => k.id)), 'llm');
     kept.set(spec.name, scored.kept);
@@ -216,7 +247,8 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   }
 
   // The corpus pass: plain code in the sandbox, one checkpoint per batch of documents.
-  const docIds = all.map((d) => d.id);
+  // Batches over the checkpointed list, so their boundaries are the same on every attempt.
+  const docIds = jobDocIds;
   const batchSize = p.batchSize;
   const batches: Record<string, BatchOutputs>[] = [];
   let functionEvaluations = 0;

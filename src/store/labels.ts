@@ -124,6 +124,17 @@ export function labelledDocuments(db: Db, corpus: number | string, attribute: st
   });
 }
 
+/** Per attribute, the documents labelled for it and how many of those labels carry a value. */
+export function labelledByAttribute(db: Db, corpusId: number): Map<string, { documents: number[]; withValue: number }> {
+  const out = new Map<string, { documents: number[]; withValue: number }>();
+  for (const label of listLabels(db, corpusId)) {
+    const entry = out.get(label.attribute) ?? out.set(label.attribute, { documents: [], withValue: 0 }).get(label.attribute)!;
+    entry.documents.push(label.documentId);
+    if (label.values.length) entry.withValue++;
+  }
+  return out;
+}
+
 /** The given values of an attribute on these documents (an empty list: labelled as having no value). */
 export function givenLabels(db: Db, corpusId: number, attribute: string, documentIds: readonly number[]): Map<number, string[]> {
   const wanted = new Set(documentIds);
