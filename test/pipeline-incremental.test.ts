@@ -23,10 +23,11 @@ let dir: string;
 let services: PipelineServices;
 const settings = loadSettings();
 
-async function addPages(from: number, to: number): Promise<void> {
+async function addPages(from: number, to: number, rewrite: (html: string) => string = (html) => html): Promise<void> {
   for (let i = from; i < to; i++) {
     const name = `${String(i).padStart(4, '0')}.htm`;
-    await ingestFile(db, 1, { filename: name, bytes: fs.readFileSync(path.join(swdeDir, 'pages', name)) }, { settings: settings.ingest });
+    const bytes = Buffer.from(rewrite(fs.readFileSync(path.join(swdeDir, 'pages', name), 'latin1')), 'latin1');
+    await ingestFile(db, 1, { filename: name, bytes }, { settings: settings.ingest });
   }
 }
 
@@ -76,5 +77,26 @@ describe('incremental extraction', () => {
     expect(spans).toHaveLength(24);
     for (const s of spans) expect(s.at).toBe(s.value);
     expect(db.prepare('SELECT rows FROM result_tables WHERE corpus_id = 1').pluck().get()).toBe(32);
+  });
+
+  it('re-synthesizes only the attribute whose new documents changed format', async () => {
+    // The site relabels "ISBN-13:" as "EAN:" on its new pages: the kept isbn_13 functions abstain there, publisher is untouched.
+    const watermark = db.prepare('SELECT max(id) FROM documents').pluck().get() as number;
+    await addPages(32, 52, (html) => html.replaceAll('<b>ISBN-13:</b>', '<b>EAN:</b>'));
+    const before = fake.chatRequests.length;
+    const nightly = createNightlyHandler({ db, pipeline: createIncrementalPipeline(services), settings: settings.jobs });
+    const jobId = Number(db.prepare("INSERT INTO jobs (kind, corpus_id) VALUES ('nightly', 1)").run().lastInsertRowid);
+    const result = await nightly({ corpusId: 1, from: watermark }, memoryJobContext({ jobId }));
+    const byName = new Map(result.attributes.map((a) => [a.attribute, a]));
+    expect(byName.get('isbn_13')).toMatchObject({ drifted: true, resynthesized: true });
+    expect(byName.get('publisher')).toMatchObject({ drifted: false, resynthesized: false });
+    // the model was asked about isbn_13 alone (silver labels and synthesis on a sample half made of new pages)
+    const asked = fake.chatRequests.slice(before);
+    expect(asked.length).toBeGreaterThan(0);
+    // ("isbn_13" appears in no page text, only in a prompt about that attribute)
+    expect(asked.filter((r) => !r.prompt.includes('isbn_13'))).toEqual([]);
+    const health = db.prepare("SELECT a.name, h.run_kind, h.drifted FROM attribute_health h JOIN attributes a ON a.id = h.attribute_id WHERE h.job_id = ? ORDER BY a.name, h.id").all(jobId);
+    expect(health).toContainEqual({ name: 'isbn_13', run_kind: 'nightly', drifted: 1 });
+    expect(health).toContainEqual({ name: 'publisher', run_kind: 'nightly', drifted: 0 });
   });
 });
