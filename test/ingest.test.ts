@@ -255,6 +255,38 @@ describe('bad input: a clear error, the good files land, nothing half-written', 
     expectOneFailure(await ingest('two.zip', zip), 'archive_too_large');
   });
 
+  it('a tar.gz bomb is stopped while it inflates', async () => {
+    const { db, ingest } = setup({ archiveMaxCompressionRatio: 100 });
+    const bomb = await tarGz([{ name: 'spaces.txt', data: ' '.repeat(40 * 1024 * 1024) }]);
+    expect(bomb.length).toBeLessThan(200 * 1024);
+    const r = expectOneFailure(await ingest('bomb.tar.gz', bomb), 'archive_bomb');
+    expect(r.error?.message).toMatch(/decompression bomb/);
+    expect(count(db, 'documents', "status = 'ready'")).toBe(0);
+  });
+
+  it('an archive with more entries than the limit is refused, the entries before it land', async () => {
+    const { db, ingest } = setup({ archiveMaxEntries: 3 });
+    const zip = makeZip(Array.from({ length: 5 }, (_, i) => ({ name: `e${i}.txt`, data: Buffer.from(`entry ${i}`) })));
+    const results = await ingest('many.zip', zip);
+    const failed = results.filter((r) => r.status === 'failed');
+    expect(failed.map((r) => r.error?.code)).toEqual(['archive_too_many_entries']);
+    expect(failed[0].error?.message).toContain('more than 3 files');
+    expect(count(db, 'documents', "status = 'ready'")).toBe(results.filter((r) => r.status === 'stored').length);
+    expect(count(db, 'documents', "status = 'ready'")).toBeLessThanOrEqual(3);
+  });
+
+  it('a tar.gz with ../ and absolute paths: those entries are skipped, the rest land', async () => {
+    const { db, ingest } = setup();
+    const archive = await tarGz([
+      { name: '../../etc/evil.txt', data: 'escape' },
+      { name: '/abs.txt', data: 'absolute' },
+      { name: 'ok/good.txt', data: 'good text' },
+    ]);
+    const results = await ingest('paths.tar.gz', archive);
+    expect(results.map((r) => r.error?.code ?? r.status)).toEqual(['archive_unsafe_path', 'archive_unsafe_path', 'stored']);
+    expect(db.prepare('SELECT text FROM documents WHERE status = ?').pluck().all('ready')).toEqual(['good text']);
+  });
+
   it('a zip with ../ and absolute paths: those entries are skipped, the rest land', async () => {
     const { db, ingest } = setup();
     const zip = makeZip([

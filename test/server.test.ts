@@ -124,6 +124,19 @@ describe('REST service', () => {
     expect(db.prepare('SELECT count(DISTINCT document_id) FROM chunks').pluck().get()).toBe(850);
   });
 
+  it('stops at the file count limit per request, keeping and reporting the files before it', async () => {
+    const { json, db } = await start({ ingest: { maxFilesPerRequest: 5 } });
+    await json('/corpora', post({ name: 'capped' }));
+    const files = Array.from({ length: 8 }, (_, i) => ({ name: `f${i}.txt`, data: `file number ${i}` }));
+    const res = await json('/corpora/capped/documents', { method: 'POST', body: form(files) });
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe('too_many_files');
+    expect(res.body.error.message).toContain('5 files');
+    expect(res.body.error.details).toMatchObject({ stored: 5, failed: 0 });
+    expect(res.body.error.details.results.map((r: any) => r.filename)).toEqual(['f0.txt', 'f1.txt', 'f2.txt', 'f3.txt', 'f4.txt']);
+    expect(db.prepare("SELECT count(*) FROM documents WHERE status = 'ready'").pluck().get()).toBe(5);
+  });
+
   it('unpacks an uploaded archive and refuses a zip bomb with 413', async () => {
     const { json } = await start({ ingest: { archiveMaxCompressionRatio: 100 } });
     await json('/corpora', post({ name: 'z' }));

@@ -75,7 +75,23 @@ const documentsRoutes: FastifyPluginAsync = async (app) => {
       }
       const results: IngestResult[] = [];
       let requestBytes = 0;
-      for await (const part of request.parts()) {
+      // The files before a limit are ingested and reported; the limit's error carries them.
+      const stopped = (code: string, message: string) => new EvaporateError(code, message, 413, { corpusId: corpus.id, ...summarize(results), results });
+      const parts = request.parts()[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Awaited<ReturnType<typeof parts.next>>['value']>;
+        try {
+          next = await parts.next();
+        } catch (error) {
+          const code = (error as { code?: string }).code;
+          if (code !== 'FST_FILES_LIMIT' && code !== 'FST_PARTS_LIMIT') throw error;
+          throw stopped(
+            'too_many_files',
+            `The upload holds more than ${settings.ingest.maxFilesPerRequest} files, the limit per request (EVAPORATE_MAX_FILES_PER_REQUEST); the first ${results.length} were processed, the rest was not read. Send the rest in another request, or as an archive.`,
+          );
+        }
+        if (next.done) break;
+        const part = next.value;
         if (part.type !== 'file') continue;
         const filename = (part.filename || part.fieldname || 'file').slice(0, 255);
         const chunks: Buffer[] = [];
@@ -92,12 +108,9 @@ const documentsRoutes: FastifyPluginAsync = async (app) => {
           results.push(...(await ingestFile(db, corpus.id, { filename, bytes: Buffer.concat(chunks) }, { settings: settings.ingest })));
         }
         if (requestBytes > settings.ingest.maxRequestBytes) {
-          const counts = summarize(results);
-          throw new EvaporateError(
+          throw stopped(
             'request_too_large',
             `The upload passed the ${settings.ingest.maxRequestBytes} byte limit per request (EVAPORATE_MAX_REQUEST_BYTES) after ${results.length} files; those were processed, the rest was not read.`,
-            413,
-            { corpusId: corpus.id, ...counts, results },
           );
         }
       }
