@@ -136,6 +136,47 @@ describe('closed extraction on SWDE pages', () => {
   });
 });
 
+describe('closed extraction with typed, described attributes and the direct fallback', () => {
+  it('forces the given type, shows the description to the model, and fills from direct extraction where every function abstains', async () => {
+    // a second corpus whose pages 6-11 relabel "Vendor:", so the written publisher functions find nothing there
+    const relabelled = Number(db.prepare("INSERT INTO corpora (name) VALUES ('relabelled books')").run().lastInsertRowid);
+    for (let i = 40; i < 52; i++) {
+      const name = `${String(i).padStart(4, '0')}.htm`;
+      let html = fs.readFileSync(path.join(swdeDir, 'pages', name), 'latin1');
+      if (i >= 46) html = html.replaceAll('<b>Vendor:</b>', '<b>Imprint:</b>');
+      const raw = Buffer.from(html, 'latin1');
+      const parsed = parseHtml(raw);
+      insertDocument(db, {
+        corpusId: relabelled, filename: name, contentHash: createHash('sha256').update(raw).digest('hex'), kind: 'html', raw,
+        text: parsed.text, structure: { title: parsed.title }, chunks: chunkText(parsed.text, 3000),
+      });
+    }
+    const before = fake.chatRequests.length;
+    const result = await runExtraction(
+      deps,
+      {
+        corpusId: relabelled,
+        mode: 'closed',
+        attributes: [{ name: 'publisher' }, { name: 'publication_date', type: 'text', description: 'the year the edition came out' }],
+        candidates: 12,
+        fallbackDirect: true,
+      },
+      memoryJobContext({ jobId: 3 }),
+    );
+    expect(result.attributes.find((a) => a.name === 'publication_date')!.type).toBe('text'); // inferred alone it is integer
+    expect(fake.chatRequests.slice(before).some((r) => r.prompt.includes('publication_date (the year the edition came out)'))).toBe(true);
+    const cells = db
+      .prepare(`SELECT d.filename, p.value, p.origin FROM "${result.provenanceTable}" p JOIN documents d ON d.id = p._document_id WHERE p.attribute = 'publisher' ORDER BY d.filename`)
+      .all() as { filename: string; value: string; origin: string }[];
+    expect(cells).toHaveLength(12);
+    for (const c of cells) {
+      const page = c.filename.slice(0, 4);
+      expect(c.value, page).toBe(swdeGold.get('publisher')!.get(page)![0]);
+      expect(c.origin, page).toBe(Number(page) >= 46 ? 'direct' : 'functions');
+    }
+  });
+});
+
 describe('open extraction on SWDE pages', () => {
   it('discovers, merges and checks the schema, then extracts it', async () => {
     const result = await runExtraction(deps, { corpusId, mode: 'open', candidates: 12 }, memoryJobContext({ jobId: 2 }));
