@@ -172,7 +172,7 @@ function errorBody(message: string, type: string, code: string | null = null) {
   return { error: { message, type, param: null, code } };
 }
 
-export async function startFakeOpenAI(options: { models?: string[] } = {}): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(options: { models?: string[]; /** 0 (default): any free port */ port?: number } = {}): Promise<FakeOpenAI> {
   let rules: Rule[] = [];
   let faults: FaultRule[] = [];
   let fallback: Answer | undefined;
@@ -334,7 +334,7 @@ export async function startFakeOpenAI(options: { models?: string[] } = {}): Prom
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
 

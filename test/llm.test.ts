@@ -89,8 +89,9 @@ describe('LLM layer against a real HTTP fake', () => {
     expect(fake.chatRequests).toHaveLength(2);
 
     db.close();
+    const port = fake.port;
     await fake.close();
-    fake = await startFakeOpenAI(); // a new process would reach the endpoint on a new connection; nothing is scripted
+    fake = await startFakeOpenAI({ port }); // the same endpoint after a restart, on a new connection; nothing is scripted
     db = openDatabase(path.join(dir, 'e.db'));
     const again = make({ jobId: 2 });
     const r = await again.complete(ask('who is the author?', { temperature: 0 }));
@@ -101,6 +102,20 @@ describe('LLM layer against a real HTTP fake', () => {
     expect(usage).toMatchObject({ calls: 2, cacheHits: 2, totalTokens: 0, costUsd: 0 });
     expect(jobLlmUsage(db, 1)).toMatchObject({ calls: 3, cacheHits: 1 });
     expect(jobLlmUsage(db, 1).promptTokens).toBeGreaterThan(0);
+  });
+
+  it('keeps endpoints apart: the same model name and prompt elsewhere is not served from this cache', async () => {
+    fake.on(/capital/, 'Paris');
+    await make({ jobId: 30 }).complete(ask('the capital?', { temperature: 0 }));
+    const other = await startFakeOpenAI();
+    try {
+      other.on(/capital/, 'Lyon');
+      const elsewhere = createLlm({ db, settings: testSettings(), config: env(other), limiter: new RateLimiter({ concurrency: 8, requestsPerMinute: 0, tokensPerMinute: 0, defaultMaxTokens: 256 }) });
+      expect(await elsewhere.complete(ask('the capital?', { temperature: 0 }))).toMatchObject({ texts: ['Lyon'], cached: false });
+      expect((await make({ jobId: 31 }).complete(ask('the capital?', { temperature: 0 }))).cached).toBe(true);
+    } finally {
+      await other.close();
+    }
   });
 
   it('shares one call between identical requests in flight', async () => {

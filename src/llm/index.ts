@@ -150,7 +150,7 @@ export function createLlm(options: CreateLlmOptions): LlmProvider {
     ...options,
     models,
     missingVars: (role) => missing(role ?? 'extraction'),
-    limiter: options.limiter ?? sharedLimiter(`${raw.name}@${config.baseURL ?? 'openai'}`, options.settings),
+    limiter: options.limiter ?? sharedLimiter(raw.name, options.settings),
   });
 }
 

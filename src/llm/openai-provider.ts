@@ -24,10 +24,13 @@ export interface OpenAiProviderOptions {
 const USES_MAX_COMPLETION_TOKENS = /^(o\d|gpt-5)/i;
 
 export class OpenAiProvider implements LlmProvider {
-  readonly name = 'openai';
+  /** "openai@<endpoint>": the cache key and the ledger keep endpoints apart, since one model name may be served
+   * by different weights on different servers. */
+  readonly name: string;
   private readonly client: OpenAI;
 
   constructor(private readonly options: OpenAiProviderOptions) {
+    this.name = `openai@${(options.baseURL ?? 'https://api.openai.com/v1').replace(/\/+$/, '')}`;
     this.client = new OpenAI({
       baseURL: options.baseURL,
       // Local endpoints accept any key, but the client insists on one.
