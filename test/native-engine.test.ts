@@ -40,37 +40,41 @@ describe('native engine: recurrent invariants', () => {
     }
   });
 
-  it('a batch of sequences gives the same logits and states as one-by-one runs', async () => {
-    const inputs = [seq(3, 2), seq(80, 3), seq(17, 4)];
-    const states = inputs.map(() => based.newState());
-    const batched = await based.forward(inputs.map((tokens, i) => ({ state: states[i], tokens })));
-    const next = [seq(1, 5), seq(1, 6), seq(1, 7)];
-    const batchedStep = await based.forward(next.map((tokens, i) => ({ state: states[i], tokens })));
-    for (let i = 0; i < inputs.length; i++) {
-      const s = based.newState();
-      const one = await based.forward([{ state: s, tokens: inputs[i] }]);
-      expect(relErr(rowsOf(based, batched, i), one)).toBeLessThan(1e-6);
-      const oneStep = await based.forward([{ state: s, tokens: next[i] }]);
-      expect(relErr(rowsOf(based, batchedStep, i), oneStep)).toBeLessThan(1e-6);
+  it('a batch of sequences gives the same logits and states as one-by-one runs (BASED, and JRT-RNN across its prefix)', async () => {
+    for (const engine of [based, jrt]) {
+      const inputs = [seq(3, 2), seq(80, 3), seq(17, 4)]; // shorter than, past and inside tiny-jrt's 24-token prefix
+      const states = inputs.map(() => engine.newState());
+      const batched = await engine.forward(inputs.map((tokens, i) => ({ state: states[i], tokens })));
+      const next = [seq(1, 5), seq(1, 6), seq(1, 7)];
+      const batchedStep = await engine.forward(next.map((tokens, i) => ({ state: states[i], tokens })));
+      for (let i = 0; i < inputs.length; i++) {
+        const s = engine.newState();
+        const one = await engine.forward([{ state: s, tokens: inputs[i] }]);
+        expect(relErr(rowsOf(engine, batched, i), one)).toBeLessThan(1e-6);
+        const oneStep = await engine.forward([{ state: s, tokens: next[i] }]);
+        expect(relErr(rowsOf(engine, batchedStep, i), oneStep)).toBeLessThan(1e-6);
+      }
     }
   });
 
-  it('a saved and restored state continues exactly like the original', async () => {
-    const s = based.newState();
-    await based.forward([{ state: s, tokens: seq(50, 8) }]);
-    const saved = based.saveState(s);
-    const tail = seq(20, 9);
-    const a = await based.forward([{ state: s, tokens: tail }], true);
-    const restored = based.loadState(saved);
-    expect(restored.position).toBe(50);
-    const b = await based.forward([{ state: restored, tokens: tail }], true);
-    expect(Array.from(b)).toEqual(Array.from(a));
-    const clone = based.cloneState(restored);
-    const c1 = await based.forward([{ state: restored, tokens: seq(3, 10) }]);
-    const c2 = await based.forward([{ state: clone, tokens: seq(3, 10) }]);
-    expect(Array.from(c2)).toEqual(Array.from(c1));
-    expect(() => based.loadState(saved.subarray(0, 100))).toThrow(expect.objectContaining({ code: 'state_mismatch' }));
-    expect(() => jrt.loadState(saved)).toThrow(expect.objectContaining({ code: 'state_mismatch' }));
+  it('a saved and restored state continues exactly like the original (BASED and JRT-RNN)', async () => {
+    for (const engine of [based, jrt]) {
+      const s = engine.newState();
+      await engine.forward([{ state: s, tokens: seq(50, 8) }]);
+      const saved = engine.saveState(s);
+      const tail = seq(20, 9);
+      const a = await engine.forward([{ state: s, tokens: tail }], true);
+      const restored = engine.loadState(saved);
+      expect(restored.position).toBe(50);
+      const b = await engine.forward([{ state: restored, tokens: tail }], true);
+      expect(Array.from(b)).toEqual(Array.from(a));
+      const clone = engine.cloneState(restored);
+      const c1 = await engine.forward([{ state: restored, tokens: seq(3, 10) }]);
+      const c2 = await engine.forward([{ state: clone, tokens: seq(3, 10) }]);
+      expect(Array.from(c2)).toEqual(Array.from(c1));
+      expect(() => engine.loadState(saved.subarray(0, 100))).toThrow(expect.objectContaining({ code: 'state_mismatch' }));
+    }
+    expect(() => jrt.loadState(based.saveState(based.newState()))).toThrow(expect.objectContaining({ code: 'state_mismatch' }));
   });
 
   it('JRT-RNN reads its prefix non-causally and the rest causally; BASED is causal throughout', async () => {
