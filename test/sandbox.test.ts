@@ -137,6 +137,16 @@ describe('attack suite', () => {
     expect(r[0]).toEqual({ ok: true, value: null });
   });
 
+  it('cannot read the host\'s frames or file paths from stack traces', async () => {
+    const [out] = await attack(
+      'function extract() { const o = {}; Error.captureStackTrace(o); return [String(o.stack), String(new Error("e").stack), (() => { try { null.x; } catch (e) { return String(e.stack); } })()]; }',
+      'ok',
+      DOCS.slice(0, 1),
+    );
+    expect(out.ok && out.value!.join('\n')).not.toMatch(/\/|worker|piscina|evalmachine|at /);
+    await attack('function extract() { Error.stackTraceLimit = 50; return "x"; }', 'runtime', DOCS.slice(0, 1));
+  });
+
   it('cannot use eval or Function', async () => {
     await attack('function extract() { return eval("1 + 1"); }', 'runtime');
     await attack('function extract() { return new Function("return 1")(); }', 'runtime');

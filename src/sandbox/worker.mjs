@@ -10,7 +10,7 @@ import { workerData } from 'piscina';
 const CONTEXT_OPTIONS = { codeGeneration: { strings: false, wasm: false }, microtaskMode: 'afterEvaluate' };
 
 // Runs first in every context: removes what an extraction function never needs (shared memory, raw buffers
-// outside the heap limit, WebAssembly, console, RegExp's cross-call legacy statics), then freezes every
+// outside the heap limit, WebAssembly, console, RegExp's cross-call legacy statics, stack frames), then freezes every
 // reachable intrinsic so nothing one call does can be seen by the next.
 const HARDEN = `"use strict";
 (() => {
@@ -19,6 +19,8 @@ const HARDEN = `"use strict";
   if (!KEEP_BUFFERS) drop.push('ArrayBuffer', 'DataView', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array',
     'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array', 'Uint8ClampedArray', 'BigUint64Array', 'BigInt64Array', 'Float16Array');
   for (const k of drop) delete g[k];
+  // Stack traces would show the host's frames: its file paths and module layout.
+  Error.stackTraceLimit = 0;
   for (const k of ['$1','$2','$3','$4','$5','$6','$7','$8','$9','input','$_','lastMatch','$&','lastParen','$+','leftContext','$\`','rightContext',"$'"]) {
     try { delete RegExp[k]; } catch {}
   }
