@@ -88,6 +88,55 @@ __global__ void biasRmsnormKernel(float* X, const int64_t* rows, const float* bi
   for (int i = threadIdx.x; i < d; i += blockDim.x) h[i] = __float2bfloat16(x[i] * inv * w[i]);
 }
 
+// The same for rows of float4 (d % 4 == 0): each thread holds up to V float4 of the row in registers, so the row
+// is read once, with all loads in flight together; a decode step runs one per layer half at batch x d, where the
+// strided two-pass form above is bound by load latency rather than bandwidth.
+template <int V>
+__global__ void biasRmsnormVecKernel(float* X, const int64_t* rows, const float* bias, const float* w, bf16* H, int d, float eps) {
+  const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
+  float4* x = reinterpret_cast<float4*>(X + r * d);
+  const int n4 = d / 4;
+  float4 v[V];
+  float ss = 0;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < n4) v[j] = x[i];
+  }
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i >= n4) continue;
+    if (bias) {
+      const float4 b = reinterpret_cast<const float4*>(bias)[i];
+      v[j].x += b.x, v[j].y += b.y, v[j].z += b.z, v[j].w += b.w;
+      x[i] = v[j];
+    }
+    ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+  }
+  __shared__ float part[32];
+  ss = warpSum(ss);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+    t = warpSum(t);
+    if (threadIdx.x == 0) part[0] = t;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(part[0] / d + eps);
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(H + int64_t(blockIdx.x) * d);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i >= n4) continue;
+    const float4 g = w4[i];
+    h[2 * i] = __floats2bfloat162_rn(v[j].x * inv * g.x, v[j].y * inv * g.y);
+    h[2 * i + 1] = __floats2bfloat162_rn(v[j].z * inv * g.z, v[j].w * inv * g.w);
+  }
+}
+
 __global__ void biasBf16Kernel(bf16* Y, const float* b, int64_t T, int n, int ld) {
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= T * n) return;
@@ -815,7 +864,16 @@ struct GpuEngineImpl {
     LAUNCHED();
   }
   void norm(const float* b, const float* w, int64_t T, const int64_t* rowIdx = nullptr) {
-    biasRmsnormKernel<<<int(T), 256, 0, stream>>>(X, rowIdx, b, w, H, cfg.dModel, cfg.normEps);
+    const int d = cfg.dModel, n4 = d / 4;
+    const int threads = std::min(256, (n4 + 31) / 32 * 32);
+    const int per = (n4 + threads - 1) / threads;
+    if (d % 4 == 0 && per <= 4) {
+      if (per == 1) biasRmsnormVecKernel<1><<<int(T), threads, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
+      else if (per == 2) biasRmsnormVecKernel<2><<<int(T), threads, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
+      else biasRmsnormVecKernel<4><<<int(T), threads, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
+    } else {
+      biasRmsnormKernel<<<int(T), 256, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
+    }
     LAUNCHED();
   }
 
