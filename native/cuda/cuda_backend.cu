@@ -54,6 +54,21 @@ __device__ inline float warpSum(float v) {
   return v;
 }
 
+// The sum of v over the block (blockDim.x a multiple of 32), the same in every thread; once per kernel (one buffer).
+__device__ inline float blockSum(float v) {
+  __shared__ float part[32];
+  v = warpSum(v);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+    t = warpSum(t);
+    if (threadIdx.x == 0) part[0] = t;
+  }
+  __syncthreads();
+  return part[0];
+}
+
 // ---------------------------------------------------------------- elementwise and normalization
 
 __global__ void embedKernel(const int32_t* tok, const bf16* E, float* X, int d) {
@@ -73,17 +88,7 @@ __global__ void biasRmsnormKernel(float* X, const int64_t* rows, const float* bi
     if (bias) x[i] = v = v + bias[i];
     ss += v * v;
   }
-  __shared__ float part[32];
-  ss = warpSum(ss);
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
-    v = warpSum(v);
-    if (threadIdx.x == 0) part[0] = v;
-  }
-  __syncthreads();
-  const float inv = rsqrtf(part[0] / d + eps);
+  const float inv = rsqrtf(blockSum(ss) / d + eps);
   bf16* h = H + int64_t(blockIdx.x) * d;
   for (int i = threadIdx.x; i < d; i += blockDim.x) h[i] = __float2bfloat16(x[i] * inv * w[i]);
 }
@@ -114,17 +119,7 @@ __global__ void biasRmsnormVecKernel(float* X, const int64_t* rows, const float*
     }
     ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
   }
-  __shared__ float part[32];
-  ss = warpSum(ss);
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
-    t = warpSum(t);
-    if (threadIdx.x == 0) part[0] = t;
-  }
-  __syncthreads();
-  const float inv = rsqrtf(part[0] / d + eps);
+  const float inv = rsqrtf(blockSum(ss) / d + eps);
   __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(H + int64_t(blockIdx.x) * d);
   const float4* w4 = reinterpret_cast<const float4*>(w);
 #pragma unroll
