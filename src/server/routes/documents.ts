@@ -79,7 +79,7 @@ const documentsRoutes: FastifyPluginAsync = async (app) => {
       const stopped = (code: string, message: string) => new EvaporateError(code, message, 413, { corpusId: corpus.id, ...summarize(results), results });
       const parts = request.parts()[Symbol.asyncIterator]();
       for (;;) {
-        let next: IteratorResult<Awaited<ReturnType<typeof parts.next>>['value']>;
+        let next: Awaited<ReturnType<typeof parts.next>>;
         try {
           next = await parts.next();
         } catch (error) {
