@@ -4,8 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/database.js';
+import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
+import { scriptModel, swdeDir, swdeGold } from './pipeline-script.js';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -78,5 +80,57 @@ describe('evaporate CLI', () => {
     const res = await evaporate(['--db', path.join(dir, 'e.db'), 'serve', '--host', '0.0.0.0'], { EVAPORATE_API_KEY: '' });
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('[api_key_required]');
+  });
+});
+
+describe('evaporate CLI: a newcomer\'s extraction', () => {
+  let fake: FakeOpenAI;
+  let dir: string;
+  let pages: string;
+  let gold: string;
+  beforeAll(async () => {
+    fake = await startFakeOpenAI();
+    scriptModel(fake);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-cli-extract-'));
+    pages = path.join(dir, 'pages');
+    fs.mkdirSync(pages);
+    for (let i = 0; i < 24; i++) fs.copyFileSync(path.join(swdeDir, 'pages', `${String(i).padStart(4, '0')}.htm`), path.join(pages, `${String(i).padStart(4, '0')}.htm`));
+    // gold for two attributes, in the plain JSON format
+    gold = path.join(dir, 'gold.json');
+    const byPage: Record<string, Record<string, string[]>> = {};
+    for (const a of ['isbn_13', 'publisher']) for (const [page, values] of swdeGold.get(a)!) if (Number(page) < 24) (byPage[`${page}.htm`] ??= {})[a] = values;
+    fs.writeFileSync(gold, JSON.stringify(byPage));
+  });
+  afterAll(async () => {
+    await fake?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const model = () => ({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'test', EVAPORATE_MODEL: 'fake-model' });
+
+  it('ingests a folder, extracts two columns, queries them, and scores a run against gold with its cost', async () => {
+    const db = path.join(dir, 'e.db');
+    expect((await evaporate(['--db', db, 'ingest', 'books', pages])).code).toBe(0);
+    const extract = await evaporate(['--db', db, 'extract', 'books', '--attributes', 'isbn_13,publisher', '--json'], model());
+    expect(extract.code, extract.stderr).toBe(0);
+    const { result, llm } = JSON.parse(extract.stdout) as { result: { table: string; rows: number }; llm: { calls: number } };
+    expect(result.rows).toBe(24);
+    expect(llm.calls).toBeGreaterThan(0);
+    const q = await evaporate(['--db', db, 'query', `SELECT t.isbn_13 FROM "${result.table}" t JOIN documents d ON d.id = t._document_id ORDER BY d.filename LIMIT 3`, '--json']);
+    expect(q.code, q.stderr).toBe(0);
+    expect((JSON.parse(q.stdout) as { rows: string[][] }).rows).toEqual(['0000', '0001', '0002'].map((p) => [swdeGold.get('isbn_13')!.get(p)![0]]));
+
+    const evaluated = await evaporate(['--db', path.join(dir, 'eval.db'), 'eval', '--corpus', pages, '--gold', gold], model());
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect(evaluated.stdout).toMatch(/isbn_13\s.*1\.000/);
+    expect(evaluated.stdout).toMatch(/mean text F1: (0\.9\d\d|1\.000)/);
+    expect(evaluated.stdout).toMatch(/cost: \d+ LLM calls.*direct extraction of all 24 documents would send \d+ prompt tokens/);
+  });
+
+  it('says which variables to set when no model is configured', async () => {
+    const db = path.join(dir, 'none.db');
+    await evaporate(['--db', db, 'ingest', 'books', pages]);
+    const r = await evaporate(['--db', db, 'extract', 'books', '--attributes', 'isbn_13'], { OPENAI_BASE_URL: '', OPENAI_API_KEY: '', EVAPORATE_MODEL: '' });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/EVAPORATE_MODEL_SYNTHESIS or EVAPORATE_MODEL.*\[llm_not_configured\]/s);
   });
 });
