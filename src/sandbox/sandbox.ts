@@ -76,7 +76,15 @@ interface Running {
   limitMs: number;
   /** Set when the memory guard, not the clock, stopped this batch. */
   overMemory?: boolean;
+  /** The call (phase, function, document) the watchdog stopped, read when it decided: by the time the
+   * worker is gone, that call may have just returned and the worker moved on. */
+  blame?: [number, number, number];
 }
+
+const stop = (r: Running) => {
+  r.blame = [Atomics.load(r.progress, 1), Atomics.load(r.progress, 2), Atomics.load(r.progress, 3)];
+  r.controller.abort();
+};
 
 /**
  * V8 aborts the whole process, not just the worker, when one allocation overshoots a worker's heap limit by
@@ -88,6 +96,7 @@ const HARD_HEAP_MB = 3072;
 const MIN_MEMORY_BLAME_MS = 30;
 const MEMORY_COOLDOWN_MS = 300;
 const MEMORY_SLACK_MB = 256;
+const OWN_SHRINK_BYTES = 16 * 1024 * 1024;
 
 export function createSandbox(settings: SandboxSettings): Sandbox {
   const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -115,9 +124,16 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
   let baseline = Infinity;
   let cooldownUntil = 0;
   let rebase = false;
+  // The main thread's own heap and buffers at the last sample: when they shrink, the process's resident size
+  // lags behind (freed pages go back to the system later), which would read as the workers growing.
+  let lastOwn = 0;
+  let ownShrank = false;
   const workerMemory = () => {
     const m = process.memoryUsage();
-    return m.rss - m.heapTotal - m.external;
+    const own = m.heapTotal + m.external;
+    ownShrank = own < lastOwn - OWN_SHRINK_BYTES;
+    lastOwn = own;
+    return m.rss - own;
   };
   // Growth allowed before the guard steps in: each worker's cap, plus room for a replacement worker starting up.
   const memoryBudget = (settings.memoryLimitMb * threads + MEMORY_SLACK_MB) * 1024 * 1024;
@@ -127,7 +143,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
   const tick = () => {
     const now = Date.now();
     const used = workerMemory();
-    if (now < cooldownUntil) {
+    if (now < cooldownUntil || ownShrank) {
       // A stopped worker's memory takes a moment to go back; measure growth afresh once it has.
       rebase = true;
     } else if (rebase) {
@@ -143,7 +159,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
         }
         if (culprit) {
           culprit.overMemory = true;
-          culprit.controller.abort();
+          stop(culprit);
           running.delete(culprit);
           settle();
         }
@@ -155,7 +171,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
         r.lastSeq = seq;
         r.since = now;
       } else if (seq > 0 && Atomics.load(r.progress, 1) !== 0 && now - r.since > r.limitMs) {
-        r.controller.abort();
+        stop(r);
         running.delete(r);
       }
     }
@@ -219,9 +235,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
         if (closed) throw error;
         settle();
         // The worker is gone (terminated by the watchdog or killed by its heap cap); blame the call it was in.
-        const phase = Atomics.load(progress, 1);
-        const f = Atomics.load(progress, 2);
-        const d = Atomics.load(progress, 3);
+        const [phase, f, d] = watch.blame ?? [Atomics.load(progress, 1), Atomics.load(progress, 2), Atomics.load(progress, 3)];
         const aborted = controller.signal.aborted;
         const code: SandboxErrorCode = watch.overMemory || isOutOfMemory(error) ? 'memory' : aborted ? 'timeout' : 'runtime';
         const what =
