@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSandbox } from '../src/sandbox/index.js';
 import { EXTRACTION_FUNCTION_CONTRACT } from '../src/sandbox/contract.js';
+import { MemoryGuard } from '../src/sandbox/memory-guard.js';
 import type { CallOutcome, SandboxDocument, SandboxErrorCode } from '../src/sandbox/types.js';
 
 const TIMEOUT_MS = 250;
@@ -279,5 +280,38 @@ describe('attack suite', () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe('memory guard', () => {
+  const MB = 1024 * 1024;
+  const sample = (rss: number, heap: number, external = 0) => ({ rss: rss * MB, heapTotal: heap * MB, external: external * MB });
+
+  it('flags growth outside the main heap past the budget, and not main-heap growth', () => {
+    const guard = new MemoryGuard(100 * MB, 300);
+    guard.start(sample(1000, 400));
+    expect(guard.over(sample(1500, 900), 0)).toBe(false); // the main heap grew by as much as the process did
+    expect(guard.over(sample(1550, 900), 10)).toBe(false); // 50 MB of worker growth: within budget
+    expect(guard.over(sample(1750, 900), 20)).toBe(true); // 250 MB
+  });
+
+  it('does not read a shrinking main heap, whose freed pages the process still holds, as worker growth', () => {
+    const guard = new MemoryGuard(100 * MB, 300);
+    guard.start(sample(3000, 2400));
+    // a main-thread GC returns 1.5 GB of heap; the resident size has not caught up yet
+    expect(guard.over(sample(2900, 900), 0)).toBe(false);
+    expect(guard.over(sample(2850, 900), 10)).toBe(false); // the next reading is the new baseline
+    expect(guard.over(sample(2700, 900), 20)).toBe(false); // the system takes the pages back
+    expect(guard.over(sample(2900, 900), 30)).toBe(true); // then real growth counts again
+  });
+
+  it('waits out the cooldown after a worker was stopped, then measures afresh', () => {
+    const guard = new MemoryGuard(100 * MB, 300);
+    guard.start(sample(1000, 400));
+    guard.settle(0);
+    expect(guard.over(sample(1900, 400), 100)).toBe(false); // still inside the cooldown
+    expect(guard.over(sample(1900, 400), 400)).toBe(false); // rebased here
+    expect(guard.over(sample(1950, 400), 410)).toBe(false);
+    expect(guard.over(sample(2050, 400), 420)).toBe(true);
   });
 });

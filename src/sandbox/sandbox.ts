@@ -9,6 +9,7 @@ import { Piscina } from 'piscina';
 import type { Settings } from '../config.js';
 import { EvaporateError } from '../errors.js';
 import { domRealmSource } from './dom-bundle.js';
+import { MemoryGuard } from './memory-guard.js';
 import type { CallOutcome, ExtractionFunction, RunOptions, Sandbox, SandboxDocument, SandboxErrorCode } from './types.js';
 
 type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments';
@@ -96,7 +97,6 @@ const HARD_HEAP_MB = 3072;
 const MIN_MEMORY_BLAME_MS = 30;
 const MEMORY_COOLDOWN_MS = 300;
 const MEMORY_SLACK_MB = 256;
-const OWN_SHRINK_BYTES = 16 * 1024 * 1024;
 
 export function createSandbox(settings: SandboxSettings): Sandbox {
   const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -119,50 +119,22 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
   let watchdog: NodeJS.Timeout | undefined;
   let closed = false;
 
-  // Memory held outside the main thread's own heap (the workers, mostly), at its lowest seen: the baseline
-  // that a running call's growth is measured against.
-  let baseline = Infinity;
-  let cooldownUntil = 0;
-  let rebase = false;
-  // The main thread's own heap and buffers at the last sample: when they shrink, the process's resident size
-  // lags behind (freed pages go back to the system later), which would read as the workers growing.
-  let lastOwn = 0;
-  let ownShrank = false;
-  const workerMemory = () => {
-    const m = process.memoryUsage();
-    const own = m.heapTotal + m.external;
-    ownShrank = own < lastOwn - OWN_SHRINK_BYTES;
-    lastOwn = own;
-    return m.rss - own;
-  };
   // Growth allowed before the guard steps in: each worker's cap, plus room for a replacement worker starting up.
-  const memoryBudget = (settings.memoryLimitMb * threads + MEMORY_SLACK_MB) * 1024 * 1024;
-  const settle = () => {
-    cooldownUntil = Date.now() + MEMORY_COOLDOWN_MS;
-  };
+  const memory = new MemoryGuard((settings.memoryLimitMb * threads + MEMORY_SLACK_MB) * 1024 * 1024, MEMORY_COOLDOWN_MS);
+  const settle = () => memory.settle(Date.now());
   const tick = () => {
     const now = Date.now();
-    const used = workerMemory();
-    if (now < cooldownUntil || ownShrank) {
-      // A stopped worker's memory takes a moment to go back; measure growth afresh once it has.
-      rebase = true;
-    } else if (rebase) {
-      rebase = false;
-      baseline = used;
-    } else {
-      baseline = Math.min(baseline, used);
-      if (used - baseline > memoryBudget) {
-        // Blame the call that has been running longest: allocating past the cap takes far longer than any normal call.
-        let culprit: Running | undefined;
-        for (const r of running) {
-          if (Atomics.load(r.progress, 1) !== 0 && now - r.since >= MIN_MEMORY_BLAME_MS && (!culprit || r.since < culprit.since)) culprit = r;
-        }
-        if (culprit) {
-          culprit.overMemory = true;
-          stop(culprit);
-          running.delete(culprit);
-          settle();
-        }
+    if (memory.over(process.memoryUsage(), now)) {
+      // Blame the call that has been running longest: allocating past the cap takes far longer than any normal call.
+      let culprit: Running | undefined;
+      for (const r of running) {
+        if (Atomics.load(r.progress, 1) !== 0 && now - r.since >= MIN_MEMORY_BLAME_MS && (!culprit || r.since < culprit.since)) culprit = r;
+      }
+      if (culprit) {
+        culprit.overMemory = true;
+        stop(culprit);
+        running.delete(culprit);
+        settle();
       }
     }
     for (const r of running) {
@@ -204,7 +176,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
       const watch: Running = { progress, controller, lastSeq: 0, since: Date.now(), limitMs: timeoutMs };
       running.add(watch);
       if (!watchdog) {
-        baseline = Math.min(baseline, workerMemory());
+        memory.start(process.memoryUsage());
         watchdog = setInterval(tick, Math.max(5, Math.min(20, Math.floor(timeoutMs / 5))));
         watchdog.unref();
       }
