@@ -65,8 +65,8 @@ export type Answer =
   | ((req: FakeChatRequest, candidate: number) => string | FakeReply | Promise<string | FakeReply>);
 
 export type Fault =
-  /** An HTTP error with an OpenAI-style error body; retryAfter in seconds goes into Retry-After. */
-  | { status: number; retryAfter?: number; retryAfterMs?: number; message?: string }
+  /** An HTTP error with an OpenAI-style error body; retryAfter (seconds, or an HTTP date) goes into Retry-After. */
+  | { status: number; retryAfter?: number | string; retryAfterMs?: number; message?: string }
   /** Never answers; the connection stays open until the client gives up or the server closes. */
   | { kind: 'hang' }
   /** Answers normally after a delay. */

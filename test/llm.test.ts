@@ -189,6 +189,18 @@ describe('LLM layer against a real HTTP fake', () => {
     expect(jobLlmUsage(db, 10)).toMatchObject({ calls: 1, errors: 0 });
   });
 
+  it('honours Retry-After in each form a server sends: retry-after-ms, and an HTTP date', async () => {
+    fake.otherwise('done');
+    fake.fault({ status: 429, retryAfterMs: 120 }, { times: 1 }).fault({ status: 503, retryAfter: new Date(Date.now() + 3000).toUTCString() }, { times: 1 });
+    const retries: number[] = [];
+    const llm = make({ jobId: 14, llm: { retryMaxMs: 5000 }, retry: { onRetry: (r) => retries.push(r.delayMs) } });
+    expect((await llm.complete(ask('wait for it'))).texts).toEqual(['done']);
+    expect(retries[0]).toBeGreaterThanOrEqual(120);
+    // an HTTP date has one-second resolution: the wait is what is left until then, 2-3 s less the first wait
+    expect(retries[1]).toBeGreaterThanOrEqual(1000);
+    expect(retries[1]).toBeLessThanOrEqual(3000);
+  });
+
   it('retries malformed bodies and reset connections', async () => {
     fake.otherwise('fine').fault({ kind: 'malformed' }).fault({ kind: 'reset' });
     const r = await make().complete(ask('x'));
