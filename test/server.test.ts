@@ -131,7 +131,8 @@ describe('REST service', () => {
     const res = await json('/corpora/capped/documents', { method: 'POST', body: form(files) });
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe('too_many_files');
-    expect(res.body.error.message).toContain('5 files');
+    expect(res.body.error.message).toContain('more than 5 files');
+    expect(res.body.error.message).toContain('the first 5 were processed');
     expect(res.body.error.details).toMatchObject({ stored: 5, failed: 0 });
     expect(res.body.error.details.results.map((r: any) => r.filename)).toEqual(['f0.txt', 'f1.txt', 'f2.txt', 'f3.txt', 'f4.txt']);
     expect(db.prepare("SELECT count(*) FROM documents WHERE status = 'ready'").pluck().get()).toBe(5);

@@ -150,11 +150,10 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const jobDocIds = await ctx.checkpoint('documents', async () => current.map((d) => d.id));
   const jobDocs = new Set(jobDocIds);
   const all = current.filter((d) => jobDocs.has(d.id));
-  // Labelled documents join the sample (their labels are the best silver labels there are), up to the
-  // number of examples induction takes.
-  const readable = new Set(all.map((d) => d.id));
+  // Labelled documents of the job join the sample (their labels are the best silver labels there are), up to
+  // the number of examples induction takes.
   const labelledIds = [...new Set((params.attributes ?? []).flatMap((a) => labelled.get(a.name.trim())?.documents ?? []))]
-    .filter((id) => readable.has(id))
+    .filter((id) => jobDocs.has(id))
     .slice(0, settings.induction.maxExamples);
   const sampleIds = await timed('sample', () =>
     ctx.checkpoint('sample', async () => [...new Set([...sampleDocuments(all, sampleSize, seed), ...labelledIds])]),

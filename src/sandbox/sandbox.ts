@@ -16,7 +16,6 @@ type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments';
 /** Settings['sandbox']; the newer knobs may be left out and take their defaults. */
 export type SandboxSettings = Omit<Settings['sandbox'], OptionalSettings> & Partial<Pick<Settings['sandbox'], OptionalSettings>>;
 
-
 const WORKER_URL = new URL('./worker.mjs', import.meta.url);
 const PHASE_COMPILE = 1;
 

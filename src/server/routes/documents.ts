@@ -75,6 +75,7 @@ const documentsRoutes: FastifyPluginAsync = async (app) => {
       }
       const results: IngestResult[] = [];
       let requestBytes = 0;
+      let filesRead = 0;
       // The files before a limit are ingested and reported; the limit's error carries them.
       const stopped = (code: string, message: string) => new EvaporateError(code, message, 413, { corpusId: corpus.id, ...summarize(results), results });
       const parts = request.parts()[Symbol.asyncIterator]();
@@ -87,12 +88,13 @@ const documentsRoutes: FastifyPluginAsync = async (app) => {
           if (code !== 'FST_FILES_LIMIT' && code !== 'FST_PARTS_LIMIT') throw error;
           throw stopped(
             'too_many_files',
-            `The upload holds more than ${settings.ingest.maxFilesPerRequest} files, the limit per request (EVAPORATE_MAX_FILES_PER_REQUEST); the first ${results.length} were processed, the rest was not read. Send the rest in another request, or as an archive.`,
+            `The upload holds more than ${settings.ingest.maxFilesPerRequest} files, the limit per request (EVAPORATE_MAX_FILES_PER_REQUEST); the first ${filesRead} were processed, the rest was not read. Send the rest in another request, or as an archive.`,
           );
         }
         if (next.done) break;
         const part = next.value;
         if (part.type !== 'file') continue;
+        filesRead++;
         const filename = (part.filename || part.fieldname || 'file').slice(0, 255);
         const chunks: Buffer[] = [];
         let size = 0;
@@ -110,7 +112,7 @@ const documentsRoutes: FastifyPluginAsync = async (app) => {
         if (requestBytes > settings.ingest.maxRequestBytes) {
           throw stopped(
             'request_too_large',
-            `The upload passed the ${settings.ingest.maxRequestBytes} byte limit per request (EVAPORATE_MAX_REQUEST_BYTES) after ${results.length} files; those were processed, the rest was not read.`,
+            `The upload passed the ${settings.ingest.maxRequestBytes} byte limit per request (EVAPORATE_MAX_REQUEST_BYTES) after ${filesRead} files; those were processed, the rest was not read.`,
           );
         }
       }
