@@ -112,57 +112,120 @@ export function createExtractHandler(deps: ExtractDeps): JobHandler<ExtractParam
   return (params, ctx) => runExtraction(deps, params, ctx);
 }
 
+/**
+ * The job as a list of named steps. Each step takes the run's environment (deps, job context, metered model)
+ * and plain data from the steps before it, and returns plain data; checkpoint keys are the steps' units of work.
+ */
 export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Promise<ExtractResult> {
-  const { db, settings } = deps;
-  const p = settings.pipeline;
-  const sampleSize = params.sampleSize ?? p.sampleSize;
-  const topK = params.topK ?? p.topK;
-  const seed = params.seed ?? p.seed;
+  const run = startRun(deps, params, ctx);
+  const documents = await fixDocuments(run);
+  const sample = await pickSample(run, documents);
+  const proposed = await findSchema(run, sample);
+  const { specs, silver, dropped } = await labelSample(run, proposed, sample);
+  const attributeIds = saveAttributes(run, specs);
+  const learned = await learnFunctions(run, specs, attributeIds, sample, silver);
+  const pass = await corpusPass(run, specs, learned, documents.ids);
+  const decided = await decideCells(run, specs, attributeIds, learned, pass);
+  const columns = await materialize(run, specs, attributeIds, decided, documents.ids);
+  return summarize(run, { specs, columns, learned, decided, dropped, pass, rows: documents.ids.length });
+}
+
+/** What every step of one run shares: its inputs, the metered model, the call context and the stage timer. */
+interface Run {
+  deps: ExtractDeps;
+  params: ExtractParams;
+  ctx: JobContext;
+  corpus: ReturnType<typeof repo.corpusRow>;
+  labelled: ReturnType<typeof labelledByAttribute>;
+  llm: LlmProvider;
+  meter: ReturnType<typeof metered>['m'];
+  call: CallContext;
+  hasModel(role: ModelRole): boolean;
+  stageMs: Record<string, number>;
+  timed<T>(stage: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** Checks the request and the models the job needs before any work. */
+function startRun(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Run {
+  const { db } = deps;
   const corpus = repo.corpusRow(db, params.corpusId);
   if (params.mode === 'closed' && (!params.attributes || params.attributes.length === 0))
     throw new EvaporateError('attributes_required', 'A closed extraction needs the list of attributes to extract.', 400);
-  // The models the job needs, checked before any work. An attribute with at least two labelled documents can
-  // be learned by wrapper induction alone, so a closed extraction of such attributes needs no model at all;
-  // where a model is there, it still adds silver labels and written functions.
+  // An attribute with at least two labelled documents can be learned by wrapper induction alone, so a closed
+  // extraction of such attributes needs no model at all; where a model is there, it still adds silver labels
+  // and written functions.
   const labelled = labelledByAttribute(db, corpus.id);
   const inducible = (name: string) => deps.extraCandidates !== undefined && (labelled.get(name)?.withValue ?? 0) >= 2;
   const needed = new Set<ModelRole>(params.mode === 'open' ? ['schema', 'extraction', 'synthesis'] : []);
   if (params.mode === 'closed' && params.attributes!.some((a) => !inducible(a.name.trim()))) needed.add('synthesis').add('extraction');
   if (params.fallbackDirect) needed.add('extraction');
   requireModels(deps.llm, [...needed], params.mode === 'closed' ? 'or label at least two documents of each attribute' : '');
-  const hasModel = (role: ModelRole) => (deps.llm.missingFor?.(role) ?? []).length === 0;
   const { provider: llm, m } = metered(deps.llm);
-  const call: CallContext = { jobId: ctx.jobId, signal: ctx.signal };
   const stageMs: Record<string, number> = {};
-  const timed = async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    try {
-      return await fn();
-    } finally {
-      stageMs[stage] = (stageMs[stage] ?? 0) + performance.now() - t0;
-    }
+  return {
+    deps,
+    params,
+    ctx,
+    corpus,
+    labelled,
+    llm,
+    meter: m,
+    call: { jobId: ctx.jobId, signal: ctx.signal },
+    hasModel: (role) => (deps.llm.missingFor?.(role) ?? []).length === 0,
+    stageMs,
+    async timed(stage, fn) {
+      const t0 = performance.now();
+      try {
+        return await fn();
+      } finally {
+        stageMs[stage] = (stageMs[stage] ?? 0) + performance.now() - t0;
+      }
+    },
   };
+}
 
-  // The job's documents are fixed at its first attempt: one that arrives later (even between a crash and the
-  // resume) is left whole for the next run rather than half-processed by this one.
-  const current = repo.documentSummaries(db, corpus.id);
-  if (current.length === 0) throw new EvaporateError('corpus_empty', `Corpus "${corpus.name}" has no readable documents to extract from.`, 409);
-  const jobDocIds = await ctx.checkpoint('documents', async () => current.map((d) => d.id));
-  const jobDocs = new Set(jobDocIds);
-  const all = current.filter((d) => jobDocs.has(d.id));
-  // Labelled documents of the job join the sample (their labels are the best silver labels there are), up to
-  // the number of examples induction takes.
-  const labelledIds = [...new Set((params.attributes ?? []).flatMap((a) => labelled.get(a.name.trim())?.documents ?? []))]
-    .filter((id) => jobDocs.has(id))
-    .slice(0, settings.induction.maxExamples);
-  const sampleIds = await timed('sample', () =>
-    ctx.checkpoint('sample', async () => [...new Set([...sampleDocuments(all, sampleSize, seed), ...labelledIds])]),
+interface JobDocuments {
+  ids: number[];
+  summaries: ReturnType<typeof repo.documentSummaries>;
+}
+
+/**
+ * The job's documents are fixed at its first attempt: one that arrives later (even between a crash and the
+ * resume) is left whole for the next run rather than half-processed by this one.
+ */
+async function fixDocuments(run: Run): Promise<JobDocuments> {
+  const current = repo.documentSummaries(run.deps.db, run.corpus.id);
+  if (current.length === 0) throw new EvaporateError('corpus_empty', `Corpus "${run.corpus.name}" has no readable documents to extract from.`, 409);
+  const ids = await run.ctx.checkpoint('documents', async () => current.map((d) => d.id));
+  const inJob = new Set(ids);
+  return { ids, summaries: current.filter((d) => inJob.has(d.id)) };
+}
+
+/**
+ * The sample the model reads. Labelled documents of the job join it (their labels are the best silver labels
+ * there are), up to the number of examples induction takes.
+ */
+async function pickSample(run: Run, documents: JobDocuments): Promise<PipelineDocument[]> {
+  const { deps, params, ctx } = run;
+  const p = deps.settings.pipeline;
+  const inJob = new Set(documents.ids);
+  const labelledIds = [...new Set((params.attributes ?? []).flatMap((a) => run.labelled.get(a.name.trim())?.documents ?? []))]
+    .filter((id) => inJob.has(id))
+    .slice(0, deps.settings.induction.maxExamples);
+  const sampleIds = await run.timed('sample', () =>
+    ctx.checkpoint('sample', async () => [
+      ...new Set([...sampleDocuments(documents.summaries, params.sampleSize ?? p.sampleSize, params.seed ?? p.seed), ...labelledIds]),
+    ]),
   );
-  const sample = repo.loadDocuments(db, sampleIds);
-  ctx.progress('schema', 0, 1);
+  return repo.loadDocuments(deps.db, sampleIds);
+}
 
-  // Schema: the user's list, or what the model sees in the sample (ranked, synonyms merged).
-  let specs: AttributeSpec[] = await timed('schema', () =>
+/** Schema: the user's list, or what the model sees in the sample (ranked, synonyms merged). */
+async function findSchema(run: Run, sample: PipelineDocument[]): Promise<AttributeSpec[]> {
+  const { params, ctx, llm, call } = run;
+  const p = run.deps.settings.pipeline;
+  ctx.progress('schema', 0, 1);
+  const specs = await run.timed('schema', () =>
     ctx.checkpoint('schema', async () => {
       if (params.mode === 'closed') {
         const seen = new Set<string>();
@@ -180,48 +243,79 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     }),
   );
   ctx.progress('schema', 1, 1);
+  return specs;
+}
 
-  // Silver labels first: the open-mode plausibility check reads them.
+/** Silver labels on the sample, per attribute; in open mode, attributes whose values look implausible are dropped. */
+async function labelSample(
+  run: Run,
+  proposed: AttributeSpec[],
+  sample: PipelineDocument[],
+): Promise<{ specs: AttributeSpec[]; silver: Map<string, SilverLabels>; dropped: string[] }> {
+  const { deps, params, ctx, llm, call } = run;
+  const p = deps.settings.pipeline;
   const silver = new Map<string, SilverLabels>();
   const dropped: string[] = [];
-  for (const [i, spec] of specs.entries()) {
-    ctx.progress('silver labels', i, specs.length);
+  for (const [i, spec] of proposed.entries()) {
+    ctx.progress('silver labels', i, proposed.length);
     // Values a person labelled (POST /corpora/:id/labels) stand in for direct extraction on those documents.
-    const given = givenLabels(db, corpus.id, spec.name, sample.map((d) => d.id));
+    const given = givenLabels(deps.db, run.corpus.id, spec.name, sample.map((d) => d.id));
     const unlabelled = sample.filter((d) => !given.has(d.id));
     // Without an extraction model (a closed extraction learned from labels), the labelled documents are the sample.
-    const labels: SilverLabels = hasModel('extraction')
-      ? await timed('direct', () =>
-          ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) })),
+    const labels: SilverLabels = run.hasModel('extraction')
+      ? await run.timed('direct', () =>
+          ctx.checkpoint(`attribute:${spec.name}:silver`, () =>
+            silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(deps.settings) }),
+          ),
         )
       : {};
     for (const [id, values] of given) labels[id] = values.length ? values : null;
     silver.set(spec.name, labels);
     if (params.mode === 'open') {
       const values = Object.values(labels).flatMap((v) => v ?? []);
-      const ok = await timed('schema', () => ctx.checkpoint(`attribute:${spec.name}:plausible`, () => isPlausible(llm, spec.name, values, call)));
+      const ok = await run.timed('schema', () => ctx.checkpoint(`attribute:${spec.name}:plausible`, () => isPlausible(llm, spec.name, values, call)));
       if (!ok) dropped.push(spec.name);
     }
   }
-  specs = specs.filter((s) => !dropped.includes(s.name));
-  const attributeIds = repo.upsertAttributes(
-    db,
-    corpus.id,
-    specs.map((s) => ({ ...s, name: params.mode === 'open' ? canonicalName(s.name) : s.name, origin: params.mode === 'open' ? 'discovered' : 'user' })),
-  );
+  return { specs: proposed.filter((s) => !dropped.includes(s.name)), silver, dropped };
+}
 
-  // Per attribute: synthesis and scoring on the sample.
-  const kept = new Map<string, ScoredCandidate[]>();
-  const keptIds = new Map<string, number[]>();
-  const summaries = new Map<string, Omit<AttributeSummary, 'column' | 'type' | 'filled'>>();
+function saveAttributes(run: Run, specs: AttributeSpec[]): number[] {
+  const open = run.params.mode === 'open';
+  return repo.upsertAttributes(
+    run.deps.db,
+    run.corpus.id,
+    specs.map((s) => ({ ...s, name: open ? canonicalName(s.name) : s.name, origin: open ? 'discovered' : 'user' })),
+  );
+}
+
+/** Per attribute: the kept functions (scored on the sample), their ids in the functions table, and the summary. */
+interface Learned {
+  kept: Map<string, ScoredCandidate[]>;
+  keptIds: Map<string, number[]>;
+  summaries: Map<string, Omit<AttributeSummary, 'column' | 'type' | 'filled'>>;
+}
+
+/** Per attribute: synthesis and scoring on the sample. */
+async function learnFunctions(
+  run: Run,
+  specs: AttributeSpec[],
+  attributeIds: number[],
+  sample: PipelineDocument[],
+  silver: Map<string, SilverLabels>,
+): Promise<Learned> {
+  const { deps, params, ctx, llm, call } = run;
+  const p = deps.settings.pipeline;
+  const topK = params.topK ?? p.topK;
+  const learned: Learned = { kept: new Map(), keptIds: new Map(), summaries: new Map() };
   for (const [i, spec] of specs.entries()) {
     ctx.progress('synthesis', i, specs.length);
     const labels = silver.get(spec.name)!;
     // Functions are written from, and scored on, the sample documents that have a label for this attribute.
     const labelledSample = sample.filter((d) => d.id in labels);
-    const candidates = await timed('synthesis', () =>
+    const candidates = await run.timed('synthesis', () =>
       ctx.checkpoint(`attribute:${spec.name}:synthesis`, async () => {
-        const fromLlm = hasModel('synthesis')
+        const fromLlm = run.hasModel('synthesis')
           ? await synthesizeFunctions(llm, spec, labelledSample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
               candidates: params.candidates ?? p.candidatesPerAttribute,
               documents: p.synthesisDocuments,
@@ -230,25 +324,36 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
               call,
             })
           : [];
-        const extra = deps.extraCandidates ? await deps.extraCandidates({ corpusId: corpus.id, attribute: spec, sample, silver: labels }) : [];
+        const extra = deps.extraCandidates ? await deps.extraCandidates({ corpusId: run.corpus.id, attribute: spec, sample, silver: labels }) : [];
         const ids = new Set(fromLlm.map((c) => c.id));
         return [...fromLlm, ...extra.filter((c) => !ids.has(c.id))];
       }),
     );
     ctx.progress('scoring', i, specs.length);
-    const scored = await timed('scoring', () =>
+    const scored = await run.timed('scoring', () =>
       ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, labelledSample.map(sandboxDoc), labels, topK)),
     );
-    const fnIds = repo.saveFunctions(db, attributeIds[i], scored.all, new Set(scored.kept.map((k) => k.id)), 'llm');
-    kept.set(spec.name, scored.kept);
-    keptIds.set(spec.name, scored.kept.map((k) => fnIds.get(k.id)!));
-    summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0 });
+    const fnIds = repo.saveFunctions(deps.db, attributeIds[i], scored.all, new Set(scored.kept.map((k) => k.id)), 'llm');
+    learned.kept.set(spec.name, scored.kept);
+    learned.keptIds.set(spec.name, scored.kept.map((k) => fnIds.get(k.id)!));
+    learned.summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0 });
   }
+  return learned;
+}
 
-  // The corpus pass: plain code in the sandbox, one checkpoint per batch of documents.
-  // Batches over the checkpointed list, so their boundaries are the same on every attempt.
-  const docIds = jobDocIds;
-  const batchSize = p.batchSize;
+/** The corpus pass's outputs: per batch, per attribute, the kept functions' values. */
+interface CorpusPass {
+  batches: Record<string, BatchOutputs>[];
+  functionEvaluations: number;
+}
+
+/**
+ * The corpus pass: plain code in the sandbox, one checkpoint per batch of documents. Batches run over the
+ * checkpointed list, so their boundaries are the same on every attempt.
+ */
+async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, docIds: number[]): Promise<CorpusPass> {
+  const { deps, ctx } = run;
+  const batchSize = deps.settings.pipeline.batchSize;
   const batches: Record<string, BatchOutputs>[] = [];
   let functionEvaluations = 0;
   // Failures per function over the whole pass (the sandbox disables a function past its limit for the job);
@@ -257,99 +362,128 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   for (let b = 0; b * batchSize < docIds.length; b++) {
     ctx.progress('aggregation', b * batchSize, docIds.length);
     const ids = docIds.slice(b * batchSize, (b + 1) * batchSize);
-    const out = await timed('corpus', () =>
+    const out = await run.timed('corpus', () =>
       ctx.checkpoint(`batch:${b}`, async () => {
-        const docs = repo.loadDocuments(db, ids).map(sandboxDoc);
+        const docs = repo.loadDocuments(deps.db, ids).map(sandboxDoc);
         const result: Record<string, BatchOutputs> = {};
         for (const spec of specs)
-          result[spec.name] = await runBatch(deps.sandbox, kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs, failures.get(spec.name));
+          result[spec.name] = await runBatch(deps.sandbox, learned.kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs, failures.get(spec.name));
         return result;
       }),
     );
     for (const spec of specs) {
-      functionEvaluations += kept.get(spec.name)!.length * ids.length;
+      functionEvaluations += learned.kept.get(spec.name)!.length * ids.length;
       failures.set(spec.name, new Map(Object.entries(out[spec.name].failures ?? {})));
     }
     batches.push(out);
   }
   ctx.progress('aggregation', docIds.length, docIds.length);
+  return { batches, functionEvaluations };
+}
 
-  // Label model per attribute, then the optional direct fallback where every function abstained.
-  const cells: MaterialCell[] = [];
-  const types: AttributeType[] = [];
-  const filled = new Map<string, number>();
-  const health = new Map<number, AttributeHealth>();
-  await timed('label model', async () => {
+/** Every attribute's cells, their column types, fill counts and health (the baseline nightly runs compare against). */
+interface Decided {
+  cells: MaterialCell[];
+  types: AttributeType[];
+  filled: Map<string, number>;
+  health: Map<number, AttributeHealth>;
+}
+
+/** Label model per attribute, then the optional direct fallback where every function abstained. */
+async function decideCells(run: Run, specs: AttributeSpec[], attributeIds: number[], learned: Learned, pass: CorpusPass): Promise<Decided> {
+  const { deps, params } = run;
+  const decided: Decided = { cells: [], types: [], filled: new Map(), health: new Map() };
+  await run.timed('label model', async () => {
     for (const [i, spec] of specs.entries()) {
-      const fns = kept.get(spec.name)!;
-      const { cells: decided, accuracies } = aggregate(deps.labelModel, batches.map((b) => b[spec.name]), fns.map((f) => f.score));
+      const fns = learned.kept.get(spec.name)!;
+      const keptIds = learned.keptIds.get(spec.name)!;
+      const { cells: chosen, accuracies } = aggregate(deps.labelModel, pass.batches.map((b) => b[spec.name]), fns.map((f) => f.score));
       // The full run's health (share of documents where the kept functions abstain or disagree) is the
       // baseline that nightly runs compare against to detect drift.
-      const votes = batches.flatMap((b) => b[spec.name].values.map((row) => row.map((v) => normalizeForComparison(v))));
-      health.set(attributeIds[i], toHealth(countHealth(votes, deps.settings.jobs.agreementShare)));
-      repo.saveAccuracies(db, keptIds.get(spec.name)!, accuracies);
-      const attrCells: MaterialCell[] = decided.map((c) => ({
+      const votes = pass.batches.flatMap((b) => b[spec.name].values.map((row) => row.map((v) => normalizeForComparison(v))));
+      decided.health.set(attributeIds[i], toHealth(countHealth(votes, deps.settings.jobs.agreementShare)));
+      repo.saveAccuracies(deps.db, keptIds, accuracies);
+      const attrCells: MaterialCell[] = chosen.map((c) => ({
         documentId: c.documentId,
         attributeId: attributeIds[i],
         value: c.value ? c.value.join('; ') : null,
         origin: c.value ? 'functions' : 'none',
         confidence: c.confidence,
-        functions: c.agreeing.map((f) => String(keptIds.get(spec.name)![f])),
+        functions: c.agreeing.map((f) => String(keptIds[f])),
         span: null,
       }));
-      if (params.fallbackDirect) {
-        const missing = attrCells.filter((c) => c.value === null).slice(0, p.fallbackMaxDocuments);
-        const direct = await ctx.checkpoint(`attribute:${spec.name}:fallback`, async () => {
-          const texts = repo.loadTexts(db, missing.map((c) => c.documentId));
-          const out: Record<number, string[] | null> = {};
-          await mapLimit(missing, directConcurrency(settings), async (c) => {
-            out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
-          });
-          return out;
-        });
-        for (const c of missing) {
-          const v = direct[c.documentId];
-          if (v) Object.assign(c, { value: v.join('; '), origin: 'direct', confidence: 0.5 });
-        }
-      }
-      types.push(spec.type ?? inferType(attrCells.map((c) => c.value)));
-      filled.set(spec.name, attrCells.filter((c) => c.value !== null).length);
-      cells.push(...attrCells);
+      if (params.fallbackDirect) await directFallback(run, spec, attrCells);
+      decided.types.push(spec.type ?? inferType(attrCells.map((c) => c.value)));
+      decided.filled.set(spec.name, attrCells.filter((c) => c.value !== null).length);
+      decided.cells.push(...attrCells);
     }
   });
+  return decided;
+}
 
-  // Spans: where each value stands in documents.text, read in batches so memory stays flat.
+/** Direct extraction on the documents where every function abstained (up to the fallback limit); fills cells in place. */
+async function directFallback(run: Run, spec: AttributeSpec, attrCells: MaterialCell[]): Promise<void> {
+  const { deps, ctx, llm, call } = run;
+  const p = deps.settings.pipeline;
+  const missing = attrCells.filter((c) => c.value === null).slice(0, p.fallbackMaxDocuments);
+  const direct = await ctx.checkpoint(`attribute:${spec.name}:fallback`, async () => {
+    const texts = repo.loadTexts(deps.db, missing.map((c) => c.documentId));
+    const out: Record<number, string[] | null> = {};
+    await mapLimit(missing, directConcurrency(deps.settings), async (c) => {
+      out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
+    });
+    return out;
+  });
+  for (const c of missing) {
+    const v = direct[c.documentId];
+    if (v) Object.assign(c, { value: v.join('; '), origin: 'direct', confidence: 0.5 });
+  }
+}
+
+/** Spans (where each value stands in documents.text, read in batches so memory stays flat), then the typed table. */
+async function materialize(run: Run, specs: AttributeSpec[], attributeIds: number[], decided: Decided, docIds: number[]): Promise<ReturnType<typeof columnsFor>> {
+  const { deps, ctx, corpus } = run;
+  const { db } = deps;
+  const batchSize = deps.settings.pipeline.batchSize;
   ctx.progress('materialize', 0, 1);
   const table = resultTableName(corpus.name, corpus.id);
-  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: types[i] })));
-  await timed('materialize', () =>
+  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: decided.types[i] })));
+  await run.timed('materialize', () =>
     ctx.checkpoint('materialize', async () => {
       const byDoc = new Map<number, MaterialCell[]>();
-      for (const c of cells) if (c.value !== null) (byDoc.get(c.documentId) ?? byDoc.set(c.documentId, []).get(c.documentId)!).push(c);
+      for (const c of decided.cells) if (c.value !== null) (byDoc.get(c.documentId) ?? byDoc.set(c.documentId, []).get(c.documentId)!).push(c);
       for (let b = 0; b * batchSize < docIds.length; b++) {
         const texts = repo.loadTexts(db, docIds.slice(b * batchSize, (b + 1) * batchSize));
         for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) c.span = findSpan(text, c.value!.split('; ')[0]);
       }
       columns.forEach((c) => repo.setAttributeType(db, c.attributeId, c.type));
-      materializeTable(db, { corpusId: corpus.id, table, jobId: ctx.jobId, columns, documentIds: docIds, cells });
-      for (const [attributeId, h] of health) recordHealth(db, { jobId: ctx.jobId, corpusId: corpus.id, attributeId, runKind: 'full', ...h });
+      materializeTable(db, { corpusId: corpus.id, table, jobId: ctx.jobId, columns, documentIds: docIds, cells: decided.cells });
+      for (const [attributeId, h] of decided.health) recordHealth(db, { jobId: ctx.jobId, corpusId: corpus.id, attributeId, runKind: 'full', ...h });
       return { rows: docIds.length };
     }),
   );
   ctx.progress('done', 1, 1);
+  return columns;
+}
 
+function summarize(
+  run: Run,
+  r: { specs: AttributeSpec[]; columns: ReturnType<typeof columnsFor>; learned: Learned; decided: Decided; dropped: string[]; pass: CorpusPass; rows: number },
+): ExtractResult {
+  const m = run.meter;
+  const table = resultTableName(run.corpus.name, run.corpus.id);
   const meanDirectPrompt = m.directCalls ? m.directPromptTokens / m.directCalls : 0;
   return {
-    corpusId: corpus.id,
+    corpusId: run.corpus.id,
     table,
     provenanceTable: `${table}__provenance`,
-    rows: docIds.length,
-    attributes: specs.map((s, i) => ({ ...summaries.get(s.name)!, column: columns[i].column, type: types[i], filled: filled.get(s.name) ?? 0 })),
-    dropped,
+    rows: r.rows,
+    attributes: r.specs.map((s, i) => ({ ...r.learned.summaries.get(s.name)!, column: r.columns[i].column, type: r.decided.types[i], filled: r.decided.filled.get(s.name) ?? 0 })),
+    dropped: r.dropped,
     llm: { calls: m.calls, cachedCalls: m.cachedCalls, promptTokens: m.promptTokens, completionTokens: m.completionTokens },
-    directTokensEstimate: Math.round(meanDirectPrompt * docIds.length * specs.length),
-    functionEvaluations,
-    stageMs,
+    directTokensEstimate: Math.round(meanDirectPrompt * r.rows * r.specs.length),
+    functionEvaluations: r.pass.functionEvaluations,
+    stageMs: run.stageMs,
   };
 }
 
