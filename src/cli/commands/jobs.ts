@@ -178,7 +178,7 @@ export function registerWorkerCommand(jobs: Command, dbPath: () => string | unde
     .option('--db <file>', 'SQLite database file (default: EVAPORATE_DB)')
     .action(async (opts: { concurrency: number; schedule: boolean; db?: string }) => {
       const { exitGracefully } = await import('../../jobs/system.js');
-      const { startDefaultJobSystem } = await import('../../jobs/default-system.js');
+      const { startDefaultJobSystem } = await import('../../app/job-system.js');
       const settings = loadSettings(opts.db || dbPath() ? { databasePath: opts.db ?? dbPath()! } : {});
       const db = openDatabase(settings.databasePath);
       const { system, closeServices } = startDefaultJobSystem(db, settings, { schedule: opts.schedule, concurrency: opts.concurrency });

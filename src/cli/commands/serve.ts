@@ -22,7 +22,7 @@ export function register(program: Command): void {
         const db = openDatabase(settings.databasePath);
         // The service runs the jobs it accepts (extractions, nightly schedules); more runners may join
         // with `evaporate jobs worker` on the same database, and leases keep them from sharing a job.
-        const { startDefaultJobSystem } = await import('../../jobs/default-system.js');
+        const { startDefaultJobSystem } = await import('../../app/job-system.js');
         const { exitGracefully } = await import('../../jobs/system.js');
         const jobs = options.jobs === false ? undefined : startDefaultJobSystem(db, settings);
         const app = await buildApp({ db, settings, ...(jobs ? { jobs: jobs.system.service } : {}) });

@@ -1,14 +1,15 @@
 /**
- * The job system every long-running process runs (`evaporate serve` and `evaporate jobs worker`): the
- * pipeline's extract handler, the nightly incremental handler, the runner and the cron scheduler.
+ * Composition root: the job system every long-running process runs (`evaporate serve` and `evaporate jobs
+ * worker`), wiring the pipeline's extract handler and the nightly incremental handler into the runner and the
+ * cron scheduler. It sits above jobs and pipeline (ARCHITECTURE.md); only the CLI commands import it.
  */
 import type { Settings } from '../config.js';
 import { createIncrementalPipeline } from '../pipeline/incremental.js';
 import { createPipelineServices, extractHandler, EXTRACT_JOB_KIND } from '../pipeline/service.js';
 import type { Db } from '../store/database.js';
-import { createNightlyHandler } from './nightly.js';
-import { startJobSystem, type JobSystem } from './system.js';
-import type { JobHandler } from './types.js';
+import { createNightlyHandler } from '../jobs/nightly.js';
+import { startJobSystem, type JobSystem } from '../jobs/system.js';
+import type { JobHandler } from '../jobs/types.js';
 
 export interface DefaultJobSystem {
   system: JobSystem;
