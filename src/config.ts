@@ -110,6 +110,29 @@ export interface Settings {
     /** Token budget of one engine forward: how many prompt tokens are read together with the running decodes. */
     maxBatchTokens: number;
   };
+  /** The corpus pass on worker processes over Redis (BullMQ); see src/shards. */
+  shards: {
+    /** Redis URL of the shard queue; empty = the corpus pass runs in this process. */
+    redisUrl: string;
+    /** BullMQ queue name shared by the coordinators and `evaporate worker` processes. */
+    queue: string;
+    /** Prefix of every Redis key the queue and the job-wide failure counts use. */
+    prefix: string;
+    /** Runs of one shard (worker crashes and errors) before the job fails naming it. */
+    attempts: number;
+    /** First retry delay of a failed shard (doubles each attempt). */
+    backoffMs: number;
+    /** A worker's lock on the shard in hand; a SIGKILLed worker's shard is retried once it expires. */
+    lockMs: number;
+    /** How often workers look for shards whose lock expired. */
+    stalledCheckMs: number;
+    /** Shards of one job in Redis at once (their documents travel with them, so this bounds Redis memory). */
+    inFlight: number;
+    /** How often the coordinator checks that its issued shards are still in Redis (a restarted Redis loses them). */
+    pollMs: number;
+    /** Shards one `evaporate worker` runs at once. */
+    workerConcurrency: number;
+  };
   induction: {
     /** Most candidate functions wrapper induction hands to scoring per attribute. */
     maxCandidates: number;
@@ -222,6 +245,18 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
       maxRows: envNumber('EVAPORATE_QUERY_MAX_ROWS', 10_000),
+    },
+    shards: {
+      redisUrl: envString('EVAPORATE_REDIS_URL', ''),
+      queue: envString('EVAPORATE_SHARD_QUEUE', 'evaporate-shards'),
+      prefix: envString('EVAPORATE_SHARD_PREFIX', 'evaporate'),
+      attempts: envNumber('EVAPORATE_SHARD_ATTEMPTS', 3),
+      backoffMs: envNumber('EVAPORATE_SHARD_BACKOFF_MS', 1000),
+      lockMs: envNumber('EVAPORATE_SHARD_LOCK_MS', 30_000),
+      stalledCheckMs: envNumber('EVAPORATE_SHARD_STALLED_CHECK_MS', 15_000),
+      inFlight: envNumber('EVAPORATE_SHARD_IN_FLIGHT', 8),
+      pollMs: envNumber('EVAPORATE_SHARD_POLL_MS', 500),
+      workerConcurrency: envNumber('EVAPORATE_WORKER_CONCURRENCY', 1),
     },
     induction: {
       maxCandidates: envNumber('EVAPORATE_INDUCTION_CANDIDATES', 10),

@@ -7,6 +7,7 @@ import type { Settings } from '../config.js';
 import { createIncrementalPipeline } from '../pipeline/incremental.js';
 import { createPipelineServices, extractHandler, EXTRACT_JOB_KIND } from '../pipeline/service.js';
 import type { Db } from '../store/database.js';
+import { withShardQueue } from './shards.js';
 import { createNightlyHandler } from '../jobs/nightly.js';
 import { startJobSystem, type JobSystem } from '../jobs/system.js';
 import type { JobHandler } from '../jobs/types.js';
@@ -18,7 +19,7 @@ export interface DefaultJobSystem {
 }
 
 export function startDefaultJobSystem(db: Db, settings: Settings, options: { schedule?: boolean; concurrency?: number } = {}): DefaultJobSystem {
-  const services = createPipelineServices(db, settings);
+  const services = withShardQueue(createPipelineServices(db, settings), settings);
   const handlers: Record<string, JobHandler<any, any>> = {
     [EXTRACT_JOB_KIND]: extractHandler(services),
     nightly: createNightlyHandler({ db, pipeline: createIncrementalPipeline(services), settings: settings.jobs }),

@@ -14,8 +14,9 @@ import * as extract from './commands/extract.js';
 import * as query from './commands/query.js';
 import * as evaluate from './commands/eval.js';
 import * as llm from './commands/llm.js';
+import * as worker from './commands/worker.js';
 
-const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs, extract, query, evaluate, llm];
+const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs, extract, query, evaluate, llm, worker];
 
 const program = new Command();
 program

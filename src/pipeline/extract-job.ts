@@ -19,6 +19,7 @@ import { scoreCandidates } from './scoring.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
+import { shardedCorpusPass, type ShardRunner } from './corpus-shards.js';
 import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
@@ -46,6 +47,8 @@ export interface ExtractDeps {
   settings: Settings;
   /** Extra zero-token candidates (wrapper induction), scored alongside the LLM's. */
   extraCandidates?: (input: { corpusId: number; attribute: AttributeSpec; sample: PipelineDocument[]; silver: SilverLabels }) => Promise<Candidate[]>;
+  /** Where the corpus pass runs when not in this process (worker processes over Redis: src/shards). */
+  shards?: ShardRunner;
 }
 
 export interface AttributeSummary {
@@ -354,6 +357,13 @@ interface CorpusPass {
 async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, docIds: number[]): Promise<CorpusPass> {
   const { deps, ctx } = run;
   const batchSize = deps.settings.pipeline.batchSize;
+  const evaluations = specs.reduce((n, s) => n + learned.kept.get(s.name)!.length, 0) * docIds.length;
+  if (deps.shards) {
+    const attributes = specs.map((s) => ({ name: s.name, functions: learned.kept.get(s.name)!.map((k) => ({ id: k.id, source: k.source })) }));
+    const load = (ids: number[]) => repo.loadDocuments(deps.db, ids).map(sandboxDoc);
+    const batches = await run.timed('corpus', () => shardedCorpusPass(deps.shards!, ctx, { attributes, docIds, batchSize, load }));
+    return { batches, functionEvaluations: evaluations };
+  }
   const batches: Record<string, BatchOutputs>[] = [];
   let functionEvaluations = 0;
   // Failures per function over the whole pass (the sandbox disables a function past its limit for the job);

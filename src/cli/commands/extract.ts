@@ -63,7 +63,8 @@ export function register(program: Command): void {
           db.close();
           return;
         }
-        const services = createPipelineServices(db, settings);
+        const { withShardQueue } = await import('../../app/shards.js');
+        const services = withShardQueue(createPipelineServices(db, settings), settings);
         try {
           const { jobId, result } = await runExtractionHere(services, corpus.id, body, {
             onQueued: (id) => console.error(`extraction job ${id} for corpus ${corpus.name} (${body.mode})`),

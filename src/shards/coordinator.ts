@@ -1,0 +1,236 @@
+/**
+ * The coordinator's side of the shard queue: a ShardRunner that puts shards on a BullMQ queue and waits for
+ * `evaporate worker` processes to run them. It accepts outputs only from the BullMQ jobs it added itself
+ * (ids with this process's random run token, kept in memory) and only when they fit the shard it issued.
+ *
+ * Losses it recovers from: a worker that dies mid-shard (BullMQ's stalled-job check hands the shard to
+ * another worker once the lock expires), a Redis that restarts empty (the poll finds an issued shard missing
+ * and adds it again; its documents are still in hand), a result that does not fit (counted as an attempt).
+ * A shard that fails every attempt rejects with an error naming it.
+ */
+import { randomUUID } from 'node:crypto';
+import { Job, Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Settings } from '../config.js';
+import { EvaporateError } from '../errors.js';
+import type { CorpusShard, ShardOutputs, ShardRunner } from '../pipeline/corpus-shards.js';
+import { checkOutputs, failureField, failuresKey, PROTOCOL_VERSION, RAISE_TO_SCRIPT, SHARD_JOB_NAME, type ShardPayload } from './protocol.js';
+
+type ShardSettings = Settings['shards'];
+
+interface Issued {
+  payload: ShardPayload;
+  documentIds: number[];
+  /** Times this shard was put on the queue (a re-enqueue after a loss or a refused result adds one). */
+  generation: number;
+  id: string;
+  adding: boolean;
+  checking: boolean;
+  failures: () => Map<string, Map<string, number>>;
+  resolve(out: ShardOutputs): void;
+  reject(error: unknown): void;
+}
+
+/** What the coordinator measured about the queue (the scale-out bench reads it). */
+export interface QueueStats {
+  issued: number;
+  reissued: number;
+  refused: number;
+  payloadBytes: number;
+  resultBytes: number;
+}
+
+const connectionOf = (url: string) => ({ url, maxRetriesPerRequest: null });
+
+export class QueueShardRunner implements ShardRunner {
+  readonly stats: QueueStats = { issued: 0, reissued: 0, refused: 0, payloadBytes: 0, resultBytes: 0 };
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private readonly redis: Redis;
+  private readonly issued = new Map<string, Issued>();
+  private readonly runs = new Map<number, string>();
+  private readonly waiting: (() => void)[] = [];
+  private inFlight = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly settings: ShardSettings,
+    private readonly log: (line: string) => void = () => {},
+  ) {
+    if (!settings.redisUrl) throw new Error('QueueShardRunner needs settings.shards.redisUrl');
+    const connection = connectionOf(settings.redisUrl);
+    this.queue = new Queue(settings.queue, { connection, prefix: settings.prefix });
+    this.events = new QueueEvents(settings.queue, { connection, prefix: settings.prefix });
+    this.redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+    this.redis.defineCommand('raiseTo', { numberOfKeys: 1, lua: RAISE_TO_SCRIPT });
+    const onEvent = ({ jobId }: { jobId: string }) => {
+      const entry = this.issued.get(jobId);
+      if (entry) void this.check(entry);
+    };
+    this.events.on('completed', onEvent);
+    this.events.on('failed', onEvent);
+    // Errors of the event stream or the queue connection are retried by ioredis; the poll covers the gap.
+    this.events.on('error', () => {});
+    this.queue.on('error', () => {});
+    this.redis.on('error', () => {});
+    this.timer = setInterval(() => {
+      for (const entry of this.issued.values()) void this.check(entry);
+    }, settings.pollMs);
+    this.timer.unref();
+  }
+
+  async run(shard: CorpusShard, context: { signal: AbortSignal; failures(): Map<string, Map<string, number>> }): Promise<ShardOutputs> {
+    await this.acquire(context.signal);
+    try {
+      const payload: ShardPayload = {
+        v: PROTOCOL_VERSION,
+        run: this.runToken(shard.jobId),
+        jobId: shard.jobId,
+        index: shard.index,
+        attributes: shard.attributes,
+        documents: shard.load(),
+      };
+      return await new Promise<ShardOutputs>((resolve, reject) => {
+        const entry: Issued = { payload, documentIds: shard.documentIds, generation: 0, id: '', adding: false, checking: false, failures: context.failures, resolve, reject };
+        const onAbort = () => {
+          this.issued.delete(entry.id);
+          void this.queue.remove(entry.id).catch(() => {});
+          reject(context.signal.reason);
+        };
+        if (context.signal.aborted) return onAbort();
+        context.signal.addEventListener('abort', onAbort, { once: true });
+        entry.resolve = (out) => {
+          context.signal.removeEventListener('abort', onAbort);
+          resolve(out);
+        };
+        entry.reject = (e) => {
+          context.signal.removeEventListener('abort', onAbort);
+          reject(e);
+        };
+        void this.add(entry);
+      });
+    } finally {
+      this.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    this.redis.disconnect();
+  }
+
+  /** A fresh token per job and coordinator process: outputs of an earlier process's shards are not taken. */
+  private runToken(jobId: number): string {
+    let run = this.runs.get(jobId);
+    if (!run) this.runs.set(jobId, (run = `j${jobId}.${randomUUID().slice(0, 8)}`));
+    return run;
+  }
+
+  private async add(entry: Issued): Promise<void> {
+    if (entry.generation > 0) this.issued.delete(entry.id);
+    entry.generation++;
+    entry.id = `${entry.payload.run}.b${entry.payload.index}.g${entry.generation}`;
+    entry.adding = true;
+    this.issued.set(entry.id, entry);
+    try {
+      await this.raiseFailures(entry.payload.run, entry.failures());
+      await this.queue.add(SHARD_JOB_NAME, entry.payload, {
+        jobId: entry.id,
+        attempts: this.settings.attempts,
+        backoff: { type: 'exponential', delay: this.settings.backoffMs },
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
+      this.stats.issued++;
+      if (entry.generation === 1) this.stats.payloadBytes += Buffer.byteLength(JSON.stringify(entry.payload));
+    } catch {
+      // Redis unreachable: the poll tries again (the entry is still issued, and not in Redis).
+    } finally {
+      entry.adding = false;
+    }
+  }
+
+  /** Looks the shard up in Redis: done, failed for good, missing (Redis lost it) or still under way. */
+  private async check(entry: Issued): Promise<void> {
+    if (entry.adding || entry.checking || this.issued.get(entry.id) !== entry) return;
+    entry.checking = true;
+    try {
+      const job = await Job.fromId(this.queue, entry.id);
+      if (this.issued.get(entry.id) !== entry) return;
+      if (!job) {
+        this.stats.reissued++;
+        this.log(`shard batch:${entry.payload.index} of job ${entry.payload.jobId} is missing from Redis; enqueueing it again`);
+        return await this.add(entry);
+      }
+      const state = await job.getState();
+      if (state === 'completed') {
+        let out: ShardOutputs;
+        try {
+          out = checkOutputs({ attributes: entry.payload.attributes, documentIds: entry.documentIds }, job.returnvalue);
+        } catch (e) {
+          this.stats.refused++;
+          if (entry.generation >= this.settings.attempts) return this.fail(entry, `its result was refused: ${(e as Error).message}`, entry.generation);
+          this.log(`shard batch:${entry.payload.index}: result refused (${(e as Error).message}); enqueueing it again`);
+          return await this.add(entry);
+        }
+        this.issued.delete(entry.id);
+        this.stats.resultBytes += Buffer.byteLength(JSON.stringify(job.returnvalue));
+        void job.remove().catch(() => {});
+        entry.resolve(out);
+      } else if (state === 'failed') {
+        this.issued.delete(entry.id);
+        this.fail(entry, job.failedReason || 'no reason given', job.attemptsMade);
+      }
+    } catch {
+      // Redis unreachable right now: the next poll looks again.
+    } finally {
+      entry.checking = false;
+    }
+  }
+
+  private fail(entry: Issued, reason: string, attempts: number): void {
+    this.issued.delete(entry.id);
+    const ids = entry.documentIds;
+    entry.reject(
+      new EvaporateError(
+        'shard_failed',
+        `Shard batch:${entry.payload.index} of job ${entry.payload.jobId} (documents ${ids[0]} to ${ids[ids.length - 1]}) failed after ${attempts} attempt(s): ${reason}`,
+        500,
+      ),
+    );
+  }
+
+  private async raiseFailures(run: string, totals: Map<string, Map<string, number>>): Promise<void> {
+    const args: (string | number)[] = [];
+    for (const [attribute, counts] of totals) for (const [fn, n] of counts) if (n > 0) args.push(failureField(attribute, fn), n);
+    if (args.length) await (this.redis as unknown as { raiseTo(key: string, ...args: (string | number)[]): Promise<number> }).raiseTo(failuresKey(this.settings.prefix, this.settings.queue, run), ...args);
+  }
+
+  private acquire(signal: AbortSignal): Promise<void> {
+    if (this.inFlight < this.settings.inFlight) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', stop);
+        this.inFlight++;
+        resolve();
+      };
+      const stop = () => {
+        const i = this.waiting.indexOf(go);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      if (signal.aborted) return stop();
+      signal.addEventListener('abort', stop, { once: true });
+      this.waiting.push(go);
+    });
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.waiting.shift()?.();
+  }
+}

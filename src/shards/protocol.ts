@@ -1,0 +1,77 @@
+/**
+ * What travels between a coordinator and `evaporate worker` processes through Redis, and the checks each side
+ * applies to what it reads: a worker refuses a malformed shard, a coordinator refuses outputs that do not fit
+ * the shard it issued (wrong documents, wrong number of functions, values that are not strings).
+ *
+ * A shard carries its documents' texts and the functions' sources. The alternative, ids only with the worker
+ * fetching texts from the coordinator's HTTP API, saves Redis memory but costs a round trip per shard to a
+ * server that must then be running and reachable with an API key a worker would hold; with texts in the
+ * payload a worker needs nothing but Redis, and the coordinator bounds memory by keeping few shards in flight.
+ */
+import type { ExtractionFunction, SandboxDocument } from '../sandbox/types.js';
+import type { BatchOutputs } from '../pipeline/aggregation.js';
+import type { ShardOutputs } from '../pipeline/corpus-shards.js';
+
+export const SHARD_JOB_NAME = 'corpus-shard';
+export const PROTOCOL_VERSION = 1;
+
+export interface ShardPayload {
+  v: number;
+  /** The coordinator's id for this run of the job (random): names the job-wide failure counts. */
+  run: string;
+  jobId: number;
+  index: number;
+  attributes: { name: string; functions: ExtractionFunction[] }[];
+  documents: SandboxDocument[];
+}
+
+export class ShardProtocolError extends Error {
+  override name = 'ShardProtocolError';
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+
+/** A worker's check of a shard read from Redis (anything may have written it there). */
+export function parseShard(data: unknown): ShardPayload {
+  const d = data as Partial<ShardPayload> | null;
+  if (!d || d.v !== PROTOCOL_VERSION) throw new ShardProtocolError(`Shard protocol version ${String(d?.v)} is not ${PROTOCOL_VERSION}: is this worker as new as the coordinator?`);
+  if (!isStr(d.run) || !Number.isInteger(d.jobId) || !Number.isInteger(d.index)) throw new ShardProtocolError('A shard needs run, jobId and index.');
+  if (!Array.isArray(d.attributes) || !d.attributes.every((a) => a && isStr(a.name) && Array.isArray(a.functions) && a.functions.every((f) => f && isStr(f.id) && isStr(f.source))))
+    throw new ShardProtocolError('A shard lists attributes, each with functions {id, source}.');
+  if (!Array.isArray(d.documents) || !d.documents.every((doc) => doc && (typeof doc.id === 'number' || isStr(doc.id)) && isStr(doc.text) && (doc.html === undefined || isStr(doc.html))))
+    throw new ShardProtocolError('A shard lists documents {id, text, html?}.');
+  return d as ShardPayload;
+}
+
+/** The coordinator's check of a returned result against the shard it issued; throws on any mismatch. */
+export function checkOutputs(issued: Pick<ShardPayload, 'attributes'> & { documentIds: number[] }, result: unknown): ShardOutputs {
+  if (!result || typeof result !== 'object') throw new ShardProtocolError('The result is not an object.');
+  const r = result as Record<string, Partial<BatchOutputs>>;
+  const out: ShardOutputs = {};
+  for (const a of issued.attributes) {
+    const b = r[a.name];
+    if (!b || !Array.isArray(b.documentIds) || !Array.isArray(b.values)) throw new ShardProtocolError(`No outputs for attribute "${a.name}".`);
+    if (b.documentIds.length !== issued.documentIds.length || b.documentIds.some((id, i) => id !== issued.documentIds[i]))
+      throw new ShardProtocolError(`Outputs for "${a.name}" are for other documents than the shard's.`);
+    if (b.values.length !== issued.documentIds.length || !b.values.every((row) => Array.isArray(row) && row.length === a.functions.length && row.every((v) => v === null || (Array.isArray(v) && v.every(isStr)))))
+      throw new ShardProtocolError(`Outputs for "${a.name}" are not one row of ${a.functions.length} values (string lists or null) per document.`);
+    const known = new Set(a.functions.map((f) => f.id));
+    const failures: Record<string, number> = {};
+    for (const [id, n] of Object.entries(b.failures ?? {})) if (known.has(id) && Number.isInteger(n) && n > 0) failures[id] = n;
+    out[a.name] = { documentIds: b.documentIds, values: b.values, errors: Number.isInteger(b.errors) ? b.errors! : 0, failures };
+  }
+  return out;
+}
+
+/** Redis hash of a job run's failure counts, field `<attribute>\u0000<function id>`. */
+export const failuresKey = (prefix: string, queue: string, run: string) => `${prefix}:${queue}:failures:${run}`;
+export const failureField = (attribute: string, fn: string) => `${attribute}\u0000${fn}`;
+
+/** Raises the hash's counts to at least `counts` (a flushed Redis lost them; workers may have added more). */
+export const RAISE_TO_SCRIPT = `
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if cur < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return 1`;

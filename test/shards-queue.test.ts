@@ -1,0 +1,266 @@
+/**
+ * The corpus pass on `evaporate worker` processes over a real Redis (db 13 of 127.0.0.1:6379, a key prefix per
+ * test): the same table and provenance as the in-process run from 1, 2 and 3 workers, and through a worker
+ * SIGKILLed or SIGTERMed mid-shard and a Redis flushed mid-job. The extraction is closed and learned from a few
+ * labelled fixture pages (wrapper induction, no model), plus one deliberately slow but correct function so a
+ * shard takes long enough (about 40 ms a document) to be interrupted in the middle.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSettings, type Settings } from '../src/config.js';
+import { ingestFiles } from '../src/ingest/ingest.js';
+import { createLlm, llmConfigFromEnv } from '../src/llm/index.js';
+import { inductionHook } from '../src/pipeline/induction/candidates.js';
+import { createPipelineServices, runExtractionHere } from '../src/pipeline/service.js';
+import { QueueShardRunner } from '../src/shards/coordinator.js';
+import { openDatabase } from '../src/store/database.js';
+import { setLabels } from '../src/store/labels.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fixtures = path.join(root, 'fixtures', 'shards');
+const REDIS_DB = 13;
+const redisUrl = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const ATTRS = ['submission_number', 'applicant', 'decision_date'];
+const LABELLED = ['0002', '0013', '0024', '0035', '0046'];
+const BATCH = 10;
+const SLOW = `function extract(text, doc) {
+  const end = Date.now() + 40;
+  while (Date.now() < end) {}
+  const m = text.match(/Submission number\\s*(K[0-9]{6})/);
+  return m ? m[1] : null;
+}`;
+
+let seed: string;
+let corpusId: number;
+let reference: Outcome;
+let testNo = 0;
+
+interface Outcome {
+  rows: unknown[];
+  provenance: unknown[];
+}
+
+function settingsFor(file: string, queue: string): Settings {
+  const base = loadSettings({ databasePath: file });
+  return {
+    ...base,
+    pipeline: { ...base.pipeline, batchSize: BATCH },
+    sandbox: { ...base.sandbox, workers: 1 },
+    shards: { ...base.shards, redisUrl, queue, prefix: queue, pollMs: 200, lockMs: 1500, stalledCheckMs: 500, backoffMs: 100 },
+  };
+}
+
+const fresh = () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-shards-')), 'e.db');
+  fs.copyFileSync(seed, file);
+  return file;
+};
+
+/** Runs the extraction in this process as the coordinator; with a queue, the corpus pass goes to the workers. */
+async function extract(file: string, queue?: string, onRunner?: (r: QueueShardRunner) => void): Promise<Outcome & { runner?: QueueShardRunner }> {
+  const settings = settingsFor(file, queue ?? 'none');
+  const db = openDatabase(file);
+  const llm = createLlm({ db, settings, config: llmConfigFromEnv({}) });
+  const induction = inductionHook(db, settings);
+  const services = createPipelineServices(db, settings, {
+    llm,
+    extraCandidates: async (input) => [
+      ...(await induction(input)),
+      ...(input.attribute.name === 'submission_number' ? [{ id: 'test:slow', source: SLOW, origin: 'induction' as const, prompt: 'test' }] : []),
+    ],
+  });
+  const runner = queue ? new QueueShardRunner(settings.shards) : undefined;
+  if (runner) onRunner?.(runner);
+  try {
+    const { result } = await runExtractionHere({ ...services, ...(runner ? { shards: runner } : {}) }, corpusId, { mode: 'closed', attributes: ATTRS });
+    const rows = db.prepare(`SELECT * FROM "${result.table}" ORDER BY _document_id`).all();
+    // Function row ids are per database; their sources are what must agree.
+    const provenance = (db.prepare(`SELECT * FROM "${result.table}__provenance" ORDER BY _document_id, attribute`).all() as Record<string, unknown>[]).map((p) => ({
+      ...p,
+      functions: (JSON.parse(String(p.functions ?? '[]')) as string[]).map((id) => db.prepare('SELECT source_hash FROM functions WHERE id = ?').pluck().get(Number(id))).sort(),
+    }));
+    return { rows, provenance, runner };
+  } finally {
+    await runner?.close();
+    await services.close();
+    db.close();
+  }
+}
+
+interface WorkerProc {
+  proc: ChildProcess;
+  lines: string[];
+  exited: Promise<number | null>;
+  waitFor(re: RegExp): Promise<string>;
+}
+
+function worker(queue: string): WorkerProc {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'worker', '--redis', redisUrl, '--concurrency', '1'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      EVAPORATE_SHARD_QUEUE: queue,
+      EVAPORATE_SHARD_PREFIX: queue,
+      EVAPORATE_SHARD_LOCK_MS: '1500',
+      EVAPORATE_SHARD_STALLED_CHECK_MS: '500',
+      EVAPORATE_SANDBOX_WORKERS: '1',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  let buf = '';
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  proc.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      lines.push(line);
+      for (const w of waiters.splice(0)) if (w.re.test(line)) w.resolve(line);
+      else waiters.push(w);
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+  return {
+    proc,
+    lines,
+    exited,
+    waitFor: (re) =>
+      new Promise<string>((resolve, reject) => {
+        const seen = lines.find((l) => re.test(l));
+        if (seen) return resolve(seen);
+        waiters.push({ re, resolve });
+        void exited.then(() => setTimeout(() => reject(new Error(`worker exited before ${re}: ${stderr.slice(-2000)}`)), 50));
+      }),
+  };
+}
+
+async function startWorkers(queue: string, n: number): Promise<WorkerProc[]> {
+  const ws = Array.from({ length: n }, () => worker(queue));
+  await Promise.all(ws.map((w) => w.waitFor(/ready/)));
+  return ws;
+}
+
+async function stopWorkers(ws: WorkerProc[]): Promise<void> {
+  for (const w of ws) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGTERM');
+  await Promise.all(ws.map((w) => w.exited));
+}
+
+const queueName = () => `evtest-${process.pid}-${++testNo}`;
+const shardsDone = (ws: WorkerProc[]) => ws.flatMap((w) => w.lines.filter((l) => l.startsWith('shard-done')));
+
+beforeAll(async () => {
+  const redis = new Redis(redisUrl);
+  await redis.ping();
+  redis.disconnect();
+  seed = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-shards-seed-')), 'seed.db');
+  const db = openDatabase(seed);
+  corpusId = Number(db.prepare("INSERT INTO corpora (name) VALUES ('approvals')").run().lastInsertRowid);
+  const pages = fs.readdirSync(path.join(fixtures, 'pages')).sort();
+  await ingestFiles(db, corpusId, pages.map((f) => ({ filename: f, bytes: fs.readFileSync(path.join(fixtures, 'pages', f)) })), { settings: loadSettings().ingest });
+  const gold = fs.readFileSync(path.join(fixtures, 'gold.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  setLabels(
+    db,
+    corpusId,
+    gold.filter((g) => LABELLED.includes(g[0])).flatMap((g) => ATTRS.map((a, i) => ({ document: `${g[0]}.html`, attribute: a, values: [g[i + 1]] }))),
+  );
+  db.close();
+  reference = await extract(fresh());
+}, 120_000);
+
+afterAll(async () => {
+  // Only this file's keys: other tests may share the Redis server.
+  const redis = new Redis(redisUrl);
+  const keys = await redis.keys(`evtest-${process.pid}-*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+});
+
+describe('the corpus pass on worker processes', () => {
+  it('in process fills the table from the labelled pages (the reference)', () => {
+    expect(reference.rows).toHaveLength(60);
+    const filled = (reference.rows as Record<string, unknown>[]).filter((r) => r.submission_number && r.applicant && r.decision_date);
+    expect(filled.length).toBe(60);
+  });
+
+  for (const n of [1, 2, 3]) {
+    it(`gives the same table and provenance from ${n} worker process(es) started before the coordinator`, async () => {
+      const queue = queueName();
+      const ws = await startWorkers(queue, n);
+      try {
+        const got = await extract(fresh(), queue);
+        expect(got.rows).toEqual(reference.rows);
+        expect(got.provenance).toEqual(reference.provenance);
+        expect(shardsDone(ws).length).toBeGreaterThanOrEqual(60 / BATCH);
+        if (n > 1) expect(ws.filter((w) => w.lines.some((l) => l.startsWith('shard-done'))).length).toBeGreaterThan(1);
+      } finally {
+        await stopWorkers(ws);
+      }
+    }, 120_000);
+  }
+
+  it('retries the shard of a SIGKILLed worker on another once its lock expires: no cell lost or doubled', async () => {
+    const queue = queueName();
+    const [a, b] = await startWorkers(queue, 2);
+    try {
+      const job = extract(fresh(), queue);
+      const line = await a.waitFor(/^shard-start/);
+      a.proc.kill('SIGKILL');
+      const batch = line.match(/batch:\d+/)![0];
+      const got = await job;
+      expect(a.lines.some((l) => l.startsWith(`shard-done`) && l.includes(`${batch} `))).toBe(false);
+      expect(b.lines.some((l) => l.startsWith('shard-done') && l.includes(`${batch} `))).toBe(true);
+      expect(got.rows).toEqual(reference.rows);
+      expect(got.provenance).toEqual(reference.provenance);
+    } finally {
+      await stopWorkers([a, b]);
+    }
+  }, 120_000);
+
+  it('enqueues the missing shards again when Redis loses its data mid-job', async () => {
+    const queue = queueName();
+    const ws = await startWorkers(queue, 1);
+    let runner!: QueueShardRunner;
+    try {
+      const job = extract(fresh(), queue, (r) => (runner = r));
+      await ws[0].waitFor(/^shard-done/);
+      await ws[0].waitFor(/^shard-start.*batch:[1-9]/);
+      const redis = new Redis(redisUrl);
+      await redis.flushdb(); // db 13 is this test file's alone
+      redis.disconnect();
+      const got = await job;
+      expect(runner.stats.reissued).toBeGreaterThan(0);
+      expect(got.rows).toEqual(reference.rows);
+      expect(got.provenance).toEqual(reference.provenance);
+    } finally {
+      await stopWorkers(ws);
+    }
+  }, 120_000);
+
+  it('SIGTERM lets a worker finish the shard in hand, then exit 0; the job completes on the others', async () => {
+    const queue = queueName();
+    const [a, b] = await startWorkers(queue, 2);
+    try {
+      const job = extract(fresh(), queue);
+      const line = await a.waitFor(/^shard-start/);
+      const batch = line.match(/batch:\d+/)![0];
+      a.proc.kill('SIGTERM');
+      expect(await a.exited).toBe(0);
+      expect(a.lines.some((l) => l.startsWith('shard-done') && l.includes(`${batch} `))).toBe(true);
+      expect(a.lines.at(-1)).toBe('worker stopped');
+      const got = await job;
+      expect(got.rows).toEqual(reference.rows);
+      expect(got.provenance).toEqual(reference.provenance);
+    } finally {
+      await stopWorkers([a, b]);
+    }
+  }, 120_000);
+});
