@@ -7,5 +7,7 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Child processes that run bin/evaporate.js run src/ through tsx, not a possibly stale dist/ build.
+    env: { EVAPORATE_FROM_SOURCE: '1' },
   },
 });

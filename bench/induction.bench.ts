@@ -10,7 +10,7 @@ import { induceCandidates, type LabelledExample } from '../src/pipeline/inductio
 import { loadSettings } from '../src/config.js';
 import { createSandbox, type Sandbox, type SandboxDocument } from '../src/sandbox/index.js';
 import { textF1 } from '../src/weak-supervision/normalize.js';
-import { sharedData, type BenchResult } from './lib.js';
+import { needsSharedData, sharedData, type BenchResult } from './lib.js';
 
 export const ATTRIBUTES = ['title', 'author', 'isbn_13', 'publisher', 'publication_date'] as const;
 const SEED = 0;
@@ -70,6 +70,8 @@ export async function runInSandbox(sandbox: Sandbox, sources: string[], document
 }
 
 export default async function bench(): Promise<BenchResult> {
+  const missing = needsSharedData('induction', 'swde-book-christianbook');
+  if (missing) return missing;
   const t0 = performance.now();
   const { pages, gold } = loadSwde();
   const sample = new Set(seededSample(pages.map((p) => p.id), SAMPLE, SEED));

@@ -11,10 +11,22 @@ export interface BenchResult {
   targets?: Record<string, boolean>;
   notes?: string[];
   extra?: Record<string, unknown>;
+  /** Set when the benchmark could not run here (its data is missing): printed as one line, no result file written. */
+  skipped?: string;
 }
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const sharedData = path.resolve(repoRoot, '..', 'shared', 'data');
+
+/**
+ * Benchmarks run on the development set in ../shared/data, which a fresh clone does not have. Returns a skipped
+ * result naming what is missing (the caller returns it), or undefined when every named data set is there.
+ */
+export function needsSharedData(bench: string, ...datasets: string[]): BenchResult | undefined {
+  const missing = datasets.filter((d) => !fs.existsSync(path.join(sharedData, d)));
+  if (missing.length === 0) return undefined;
+  return { name: bench, rows: [], skipped: `${bench}: needs ${missing.map((d) => path.relative(repoRoot, path.join(sharedData, d))).join(', ')}, not found; skipped.` };
+}
 
 export function printTable(rows: BenchResult['rows']): void {
   if (rows.length === 0) return;

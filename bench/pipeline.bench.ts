@@ -18,7 +18,7 @@ import { createPipelineServices } from '../src/pipeline/service.js';
 import { memoryJobContext, runExtraction } from '../src/pipeline/extract-job.js';
 import { directExtractionTokens, readGold } from '../src/pipeline/eval.js';
 import { startFakeOpenAI, type FakeChatRequest } from '../test/fake-openai.js';
-import { sharedData, type BenchResult } from './lib.js';
+import { needsSharedData, sharedData, type BenchResult } from './lib.js';
 
 const ATTRS = ['title', 'author', 'isbn_13', 'publisher', 'publication_date'];
 const swde = path.join(sharedData, 'swde-book-christianbook');
@@ -121,6 +121,8 @@ async function runSize(n: number, textFor: (i: number) => string) {
 }
 
 export default async function pipelineBench(): Promise<BenchResult> {
+  const missing = needsSharedData('pipeline', 'swde-book-christianbook');
+  if (missing) return missing;
   // 100k takes about a minute more; EVAPORATE_BENCH_100K=0 skips it and extrapolates instead.
   const big = process.env.EVAPORATE_BENCH_100K !== '0';
   const sizes = big ? [1000, 10_000, 100_000] : [1000, 10_000];

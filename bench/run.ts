@@ -22,6 +22,10 @@ for (const file of files) {
     const mod = (await import(pathToFileURL(path.join(benchDir, file)).href)) as { default: () => Promise<BenchResult | BenchResult[]> };
     const results = [await mod.default()].flat();
     for (const result of results) {
+      if (result.skipped) {
+        console.log(`skipped: ${result.skipped}`);
+        continue;
+      }
       printTable(result.rows);
       for (const [target, met] of Object.entries(result.targets ?? {})) console.log(`${met ? 'MET   ' : 'MISSED'} ${target}`);
       for (const note of result.notes ?? []) console.log(`note: ${note}`);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { sharedData, type BenchResult } from './lib.js';
+import { needsSharedData, sharedData, type BenchResult } from './lib.js';
 import { parseHtml } from '../src/ingest/html.js';
 import { loadSettings } from '../src/config.js';
 import { createSandbox } from '../src/sandbox/index.js';
@@ -107,6 +107,8 @@ function isolatedVm(req: NodeRequire, texts: string[]): number {
 }
 
 export default async function run(): Promise<BenchResult> {
+  const missing = needsSharedData('sandbox', 'swde-book-christianbook');
+  if (missing) return missing;
   const texts = loadTexts();
   const evaluations = FUNCTIONS.length * texts.length;
   const documents = texts.map((text, i) => ({ id: i, text }));

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,10 +13,10 @@ const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The real `evaporate` launcher in a child process; resolves with the exit code instead of throwing. */
-async function evaporate(args: string[], env: Record<string, string> = {}) {
+async function evaporate(args: string[], env: Record<string, string> = {}, cwd = root) {
   try {
     const { stdout, stderr } = await run(process.execPath, [path.join(root, 'bin', 'evaporate.js'), ...args], {
-      cwd: root,
+      cwd,
       env: { ...process.env, ...env },
     });
     return { code: 0, stdout, stderr };
@@ -132,5 +132,74 @@ describe('evaporate CLI: a newcomer\'s extraction', () => {
     const r = await evaporate(['--db', db, 'extract', 'books', '--attributes', 'isbn_13'], { OPENAI_BASE_URL: '', OPENAI_API_KEY: '', EVAPORATE_MODEL: '' });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/EVAPORATE_MODEL_SYNTHESIS or EVAPORATE_MODEL.*\[llm_not_configured\]/s);
+  });
+});
+
+describe('evaporate CLI: pipes and the names people give documents', () => {
+  let dir: string;
+  let db: string;
+  const page = (i: number) => path.join(swdeDir, 'pages', `${String(i).padStart(4, '0')}.htm`);
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-cli-names-'));
+    db = path.join(dir, 'e.db');
+    // two folders that both hold a 0000.htm (different pages), ingested by a relative path from `dir`
+    for (const [folder, files] of [['a', [0, 2]], ['b', [1]]] as const) {
+      fs.mkdirSync(path.join(dir, 'docs', folder), { recursive: true });
+      files.forEach((i, k) => fs.copyFileSync(page(i), path.join(dir, 'docs', folder, k === 0 ? '0000.htm' : `${String(i).padStart(4, '0')}.htm`)));
+    }
+    expect((await evaporate(['--db', db, 'ingest', 'books', 'docs'], {}, dir)).code).toBe(0);
+    expect((await evaporate(['--db', db, 'ingest', 'many', path.join(swdeDir, 'pages')])).code).toBe(0);
+  });
+  afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stops quietly when the reader of its output goes away (documents list | head)', async () => {
+    // The reading end is closed before the command writes anything: every write fails with EPIPE.
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'evaporate.js'), '--db', db, 'documents', 'list', 'many'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    // and as a person types it
+    const head = await run('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" bin/evaporate.js --db "${db}" documents list many | head -1`], { cwd: root });
+    expect(head.stdout).toMatch(/^id\s+kind\s+status/);
+    expect(head.stderr).toBe('');
+  });
+
+  it('label set finds the document by id, file name, or the path it was ingested from, and refuses an ambiguous name', async () => {
+    const list = JSON.parse((await evaporate(['--db', db, 'documents', 'list', 'books', '--json'])).stdout) as { items: { id: number; filename: string }[] };
+    const id = (f: string) => list.items.find((d) => d.filename === f)!.id;
+    expect(list.items.map((d) => d.filename).sort()).toEqual(['docs/a/0000.htm', 'docs/a/0002.htm', 'docs/b/0000.htm']);
+
+    const byFileName = await evaporate(['--db', db, 'label', 'set', 'books', '0002.htm', 'title', 'Two']);
+    expect(byFileName.stdout).toContain(`docs/a/0002.htm (#${id('docs/a/0002.htm')}) title = "Two"`);
+    // the relative path it was ingested by, from the folder it was ingested in
+    const byPath = await evaporate(['--db', db, 'label', 'set', 'books', './docs/b/0000.htm', 'title', 'B'], {}, dir);
+    expect(byPath.code, byPath.stderr).toBe(0);
+    expect(byPath.stdout).toContain(`(#${id('docs/b/0000.htm')})`);
+    // the same file by its absolute path, from anywhere
+    const byAbsolute = await evaporate(['--db', db, 'label', 'set', 'books', path.join(dir, 'docs', 'a', '0000.htm'), 'title', 'A']);
+    expect(byAbsolute.stdout).toContain(`(#${id('docs/a/0000.htm')})`);
+    const byId = await evaporate(['--db', db, 'label', 'set', 'books', String(id('docs/a/0002.htm')), 'title', 'Two again']);
+    expect(byId.stdout).toContain('title = "Two again"');
+
+    const ambiguous = await evaporate(['--db', db, 'label', 'set', 'books', '0000.htm', 'title', 'X']);
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr.trim()).toBe(
+      `error: "0000.htm" names 2 documents in corpus "books" (#${id('docs/a/0000.htm')} docs/a/0000.htm, #${id('docs/b/0000.htm')} docs/b/0000.htm); give the id or a longer path. [ambiguous_document]`,
+    );
+    const missing = await evaporate(['--db', db, 'label', 'set', 'books', 'nope.htm', 'title', 'X']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/has no document "nope\.htm": give its id .*\[document_not_found\]/);
+
+    const labels = JSON.parse((await evaporate(['--db', db, 'label', 'list', 'books', '--json'])).stdout) as { filename: string; values: string[] }[];
+    expect(Object.fromEntries(labels.map((l) => [l.filename, l.values]))).toEqual({
+      'docs/a/0000.htm': ['A'],
+      'docs/a/0002.htm': ['Two again'],
+      'docs/b/0000.htm': ['B'],
+    });
   });
 });

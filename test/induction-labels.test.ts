@@ -10,9 +10,9 @@ import { inductionHook } from '../src/pipeline/induction/candidates.js';
 import { buildApp } from '../src/server/app.js';
 import { givenLabels } from '../src/store/labels.js';
 import { openDatabase, type Db } from '../src/store/database.js';
-import { sharedData } from '../bench/lib.js';
+import { swdeDir } from './pipeline-script.js';
 
-const pagesDir = path.join(sharedData, 'swde-book-christianbook', 'pages');
+const pagesDir = path.join(swdeDir, 'pages');
 const isbns: Record<string, string> = { '0000.htm': '9781602600157', '0001.htm': '9781602600140', '0002.htm': '9781602600638', '0003.htm': '9781400073979' };
 
 let dir: string;

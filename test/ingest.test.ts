@@ -17,8 +17,7 @@ import { makeZeroPagePdf, makeZip } from './ingest-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'fixtures', 'ingest');
-const swde = path.join(root, '..', 'shared', 'data', 'swde-book-christianbook', 'pages');
-const hasSwde = fs.existsSync(swde);
+const swde = path.join(root, 'fixtures', 'swde', 'book-christianbook', 'pages');
 
 function setup(overrides: Partial<ReturnType<typeof loadSettings>['ingest']> = {}) {
   const db = openDatabase(':memory:');
@@ -95,7 +94,7 @@ describe('chunking', () => {
 });
 
 describe('ingestion of good files', () => {
-  it.skipIf(!hasSwde)('stores a real SWDE page with text, structure and chunks pointing into the text', async () => {
+  it('stores a real SWDE page with text, structure and chunks pointing into the text', async () => {
     const { db, ingest, corpusId } = setup({ chunkTokens: 500 });
     const [r] = await ingest('0000.htm', fs.readFileSync(path.join(swde, '0000.htm')));
     expect(r).toMatchObject({ status: 'stored', kind: 'html' });

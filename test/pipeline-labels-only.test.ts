@@ -23,7 +23,7 @@ import { labelModel } from '../src/weak-supervision/index.js';
 import { textF1 } from '../src/weak-supervision/normalize.js';
 import { swdeDir, swdeGold } from './pipeline-script.js';
 
-const PAGES = 40;
+const PAGES = 39; // the 40th fixture page arrives later, for the nightly run
 const LABELLED = ['0003', '0011', '0019', '0027', '0035'];
 const page = (i: number) => String(i).padStart(4, '0');
 

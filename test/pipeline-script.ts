@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { FakeChatRequest, FakeOpenAI } from './fake-openai.js';
 import { readGold, type Gold } from '../src/pipeline/eval.js';
 
-export const swdeDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'data', 'swde-book-christianbook');
+/** 40 real SWDE christianbook pages with their gold (fixtures/swde/README.md). */
+export const swdeDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'swde', 'book-christianbook');
 export const swdeGold: Gold = readGold(path.join(swdeDir, 'groundtruth'));
 
 const fence = (src: string) => `Here is the function:\n\n\`\`\`javascript\n${src.trim()}\n\`\`\`\n`;

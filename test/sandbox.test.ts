@@ -86,7 +86,7 @@ describe('contract', () => {
 
   it('reads label-value pairs from a real SWDE page', async () => {
     const here = path.dirname(fileURLToPath(import.meta.url));
-    const html = fs.readFileSync(path.join(here, '..', '..', 'shared', 'data', 'swde-book-christianbook', 'pages', '0000.htm'), 'utf8');
+    const html = fs.readFileSync(path.join(here, '..', 'fixtures', 'swde', 'book-christianbook', 'pages', '0000.htm'), 'utf8');
     const [isbn, vendor] = await sandbox.run(
       [
         { id: 'isbn', source: 'function extract(text, doc) { return doc.textAfter("ISBN-13"); }' },

@@ -4,6 +4,7 @@
  * `register(program)`, and one line in `commands` below; commands call the same functions the server uses.
  */
 import { Command } from 'commander';
+import { exitQuietlyWhenOutputCloses } from './closed-output.js';
 import * as serve from './commands/serve.js';
 import * as ingest from './commands/ingest.js';
 import * as corpora from './commands/corpora.js';
@@ -17,6 +18,8 @@ import * as llm from './commands/llm.js';
 import * as worker from './commands/worker.js';
 
 const commands: { register(program: Command): void }[] = [serve, ingest, corpora, documents, label, jobs, extract, query, evaluate, llm, worker];
+
+exitQuietlyWhenOutputCloses();
 
 const program = new Command();
 program

@@ -6,9 +6,11 @@ import type { Command } from 'commander';
 import type { Settings } from '../../config.js';
 import { induceCandidates } from '../../pipeline/induction/index.js';
 import { labelledExamples } from '../../pipeline/induction/candidates.js';
+import { getCorpus } from '../../store/corpora.js';
 import type { Db } from '../../store/database.js';
 import { deleteLabels, listLabels, setLabels } from '../../store/labels.js';
 import { action, openStore } from '../common.js';
+import { resolveDocumentName } from '../document-name.js';
 
 function withDb(command: Command, fn: (db: Db, settings: Settings) => void): void {
   const { db, settings } = openStore(command);
@@ -28,7 +30,7 @@ export function register(program: Command): void {
     .command('set', { isDefault: true })
     .description('Set the values of an attribute on a document (replaces earlier ones); no values with --none.')
     .argument('<corpus>', 'corpus id or name')
-    .argument('<document>', 'document id or filename')
+    .argument('<document>', 'document id, file name, or the path it was ingested from')
     .argument('<attribute>', 'attribute name')
     .argument('[values...]', 'one or more values (several for multi-valued attributes)')
     .option('--none', 'record that the document has no value for the attribute')
@@ -40,7 +42,9 @@ export function register(program: Command): void {
         return;
       }
       withDb(command, (db) => {
-        const [saved] = setLabels(db, corpus, [{ document, attribute, values: opts.none ? [] : values }]);
+        const c = getCorpus(db, corpus);
+        const doc = resolveDocumentName(db, c, document);
+        const [saved] = setLabels(db, c.id, [{ document: doc.id, attribute, values: opts.none ? [] : values }]);
         console.log(`${saved.filename} (#${saved.documentId}) ${saved.attribute} = ${saved.values.length ? saved.values.map((v) => JSON.stringify(v)).join(', ') : '(no value)'}`);
       });
     }),
@@ -64,10 +68,13 @@ export function register(program: Command): void {
     .command('remove')
     .description('Remove the label of an attribute on a document.')
     .argument('<corpus>', 'corpus id or name')
-    .argument('<document>', 'document id or filename')
+    .argument('<document>', 'document id, file name, or the path it was ingested from')
     .argument('<attribute>', 'attribute name')
     .action(action((corpus: string, document: string, attribute: string, _opts: unknown, command: Command) => {
-      withDb(command, (db) => console.log(`removed ${deleteLabels(db, corpus, document, attribute)} value(s)`));
+      withDb(command, (db) => {
+        const c = getCorpus(db, corpus);
+        console.log(`removed ${deleteLabels(db, c.id, resolveDocumentName(db, c, document).id, attribute)} value(s)`);
+      });
     }));
 
   label

@@ -1,0 +1,20 @@
+// Second half of `npm run build` (after tsc): the sandbox's runtime files that are not TypeScript go beside the
+// compiled code in dist/, and the DOM realm script is bundled once here so the installed package needs no esbuild.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const copy = (from, to) => fs.cpSync(path.join(root, from), path.join(root, to), { recursive: true });
+
+if (!fs.existsSync(path.join(root, 'dist', 'sandbox', 'dom-bundle.js'))) {
+  console.error('build-assets: dist/sandbox/dom-bundle.js is missing; run `npm run build:ts` first.');
+  process.exit(1);
+}
+copy('src/sandbox/worker.mjs', 'dist/sandbox/worker.mjs');
+fs.rmSync(path.join(root, 'dist', 'sandbox', 'realm'), { recursive: true, force: true }); // no stale prebuilt bundle
+copy('src/sandbox/realm', 'dist/sandbox/realm');
+
+const { bundleDomRealm, PREBUILT_DOM_REALM } = await import('../dist/sandbox/dom-bundle.js');
+fs.writeFileSync(PREBUILT_DOM_REALM, bundleDomRealm());
+console.log(`build-assets: sandbox worker, realm and ${path.relative(root, PREBUILT_DOM_REALM)} in dist/`);
