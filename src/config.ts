@@ -126,6 +126,8 @@ export interface Settings {
     pollMs: number;
     /** Claims of one job (crash restarts included) before it is failed as poison. */
     maxAttempts: number;
+    /** Process deaths inside one unit of an extract job before the job fails (see pipeline/crash-markers.ts). */
+    unitMaxCrashes: number;
     /** Minimum interval between progress writes to the job row (events in-process are not throttled). */
     progressWriteMs: number;
     /** Nightly runs: documents per corpus batch (one checkpoint each). */
@@ -234,6 +236,7 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       pollMs: envNumber('EVAPORATE_JOB_POLL_MS', 1_000),
       maxAttempts: envNumber('EVAPORATE_JOB_MAX_ATTEMPTS', 5),
       progressWriteMs: envNumber('EVAPORATE_JOB_PROGRESS_WRITE_MS', 250),
+      unitMaxCrashes: envNumber('EVAPORATE_JOB_UNIT_MAX_CRASHES', 3),
       batchSize: envNumber('EVAPORATE_JOB_BATCH_SIZE', 50),
       driftThreshold: envNumber('EVAPORATE_DRIFT_THRESHOLD', 0.15),
       driftMinDocuments: envNumber('EVAPORATE_DRIFT_MIN_DOCUMENTS', 10),

@@ -23,6 +23,7 @@ import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
 import { normalizeForComparison } from '../weak-supervision/normalize.js';
+import { withCrashGuard } from './crash-markers.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
 
 export interface ExtractParams {
@@ -114,6 +115,8 @@ export function createExtractHandler(deps: ExtractDeps): JobHandler<ExtractParam
 
 export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Promise<ExtractResult> {
   const { db, settings } = deps;
+  // A unit whose functions killed the process is rerun carefully, never blindly (see crash-markers.ts).
+  ({ ctx, deps } = withCrashGuard(db, ctx, deps, { maxCrashes: settings.jobs?.unitMaxCrashes ?? 3 }));
   const p = settings.pipeline;
   const sampleSize = params.sampleSize ?? p.sampleSize;
   const topK = params.topK ?? p.topK;
