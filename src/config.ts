@@ -33,6 +33,16 @@ export interface Settings {
     archiveMaxDepth: number;
     archiveMaxCompressionRatio: number;
     chunkTokens: number;
+    /** Wall-clock limit for parsing and chunking one file in the parse pool; past it the worker is stopped (parse_timeout). */
+    parseTimeoutMs: number;
+    /** PDFs with more pages are refused before any page is read (too_many_pages). */
+    pdfMaxPages: number;
+    /** HTML nested deeper is refused as soon as the parser gets there (too_deep). */
+    htmlMaxDepth: number;
+    /** Parse worker threads; 0 = half the cores, at least 2 and at most 4. */
+    parseWorkers: number;
+    /** Heap cap per parse worker. */
+    parseMemoryMb: number;
   };
   pipeline: {
     sampleSize: number;
@@ -171,6 +181,11 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       archiveMaxDepth: envNumber('EVAPORATE_ARCHIVE_MAX_DEPTH', 3),
       archiveMaxCompressionRatio: envNumber('EVAPORATE_ARCHIVE_MAX_RATIO', 200),
       chunkTokens: envNumber('EVAPORATE_CHUNK_TOKENS', 3000),
+      parseTimeoutMs: envNumber('EVAPORATE_PARSE_TIMEOUT_MS', 60_000),
+      pdfMaxPages: envNumber('EVAPORATE_PDF_MAX_PAGES', 5000),
+      htmlMaxDepth: envNumber('EVAPORATE_HTML_MAX_DEPTH', 1000),
+      parseWorkers: envNumber('EVAPORATE_PARSE_WORKERS', 0),
+      parseMemoryMb: envNumber('EVAPORATE_PARSE_MEMORY_MB', 4096),
     },
     pipeline: {
       sampleSize: envNumber('EVAPORATE_SAMPLE_SIZE', 10),
