@@ -33,6 +33,16 @@ export interface Settings {
     archiveMaxDepth: number;
     archiveMaxCompressionRatio: number;
     chunkTokens: number;
+    /** Wall-clock limit for parsing and chunking one file in the parse pool; past it the worker is stopped (parse_timeout). */
+    parseTimeoutMs: number;
+    /** PDFs with more pages are refused before any page is read (too_many_pages). */
+    pdfMaxPages: number;
+    /** HTML nested deeper is refused as soon as the parser gets there (too_deep). */
+    htmlMaxDepth: number;
+    /** Parse worker threads; 0 = half the cores, at least 2 and at most 4. */
+    parseWorkers: number;
+    /** Heap cap per parse worker. */
+    parseMemoryMb: number;
   };
   pipeline: {
     sampleSize: number;
@@ -149,6 +159,8 @@ export interface Settings {
     pollMs: number;
     /** Claims of one job (crash restarts included) before it is failed as poison. */
     maxAttempts: number;
+    /** Process deaths inside one unit of an extract job before the job fails (see pipeline/crash-markers.ts). */
+    unitMaxCrashes: number;
     /** Minimum interval between progress writes to the job row (events in-process are not throttled). */
     progressWriteMs: number;
     /** Nightly runs: documents per corpus batch (one checkpoint each). */
@@ -192,6 +204,11 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       archiveMaxDepth: envNumber('EVAPORATE_ARCHIVE_MAX_DEPTH', 3),
       archiveMaxCompressionRatio: envNumber('EVAPORATE_ARCHIVE_MAX_RATIO', 200),
       chunkTokens: envNumber('EVAPORATE_CHUNK_TOKENS', 3000),
+      parseTimeoutMs: envNumber('EVAPORATE_PARSE_TIMEOUT_MS', 60_000),
+      pdfMaxPages: envNumber('EVAPORATE_PDF_MAX_PAGES', 5000),
+      htmlMaxDepth: envNumber('EVAPORATE_HTML_MAX_DEPTH', 1000),
+      parseWorkers: envNumber('EVAPORATE_PARSE_WORKERS', 0),
+      parseMemoryMb: envNumber('EVAPORATE_PARSE_MEMORY_MB', 4096),
     },
     pipeline: {
       sampleSize: envNumber('EVAPORATE_SAMPLE_SIZE', 10),
@@ -269,6 +286,7 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       pollMs: envNumber('EVAPORATE_JOB_POLL_MS', 1_000),
       maxAttempts: envNumber('EVAPORATE_JOB_MAX_ATTEMPTS', 5),
       progressWriteMs: envNumber('EVAPORATE_JOB_PROGRESS_WRITE_MS', 250),
+      unitMaxCrashes: envNumber('EVAPORATE_JOB_UNIT_MAX_CRASHES', 3),
       batchSize: envNumber('EVAPORATE_JOB_BATCH_SIZE', 50),
       driftThreshold: envNumber('EVAPORATE_DRIFT_THRESHOLD', 0.15),
       driftMinDocuments: envNumber('EVAPORATE_DRIFT_MIN_DOCUMENTS', 10),

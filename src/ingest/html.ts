@@ -6,6 +6,7 @@
 import * as cheerio from 'cheerio';
 import { decodeBuffer, getEncoding } from 'encoding-sniffer';
 import type { AnyNode, Element } from 'domhandler';
+import { parseHtmlDom } from './html-depth.js';
 import { normalizeNewlines } from './text.js';
 
 // WHATWG's fallback for pages that declare nothing; the SWDE-era web is mostly Latin-1/CP1252.
@@ -31,9 +32,13 @@ export interface HtmlParse {
   encoding: string;
 }
 
-export function parseHtml(bytes: Buffer): HtmlParse {
+/** Pages nested deeper than this are refused (too_deep) unless the caller says otherwise. */
+export const DEFAULT_HTML_MAX_DEPTH = 1000;
+
+export function parseHtml(bytes: Buffer, maxDepth = DEFAULT_HTML_MAX_DEPTH): HtmlParse {
   const encoding = htmlEncoding(bytes);
-  const $ = cheerio.load(decodeHtml(bytes, encoding), { xml: { xmlMode: false, decodeEntities: true } });
+  // Limits (issue 15): the DOM is built with a nesting cap, then handed to cheerio as it would build it.
+  const $ = cheerio.load(parseHtmlDom(decodeHtml(bytes, encoding), maxDepth), { xml: { xmlMode: false, decodeEntities: true } });
   const title = $('title').first().text().replace(/\s+/g, ' ').trim() || null;
   return { text: renderText($.root()[0]), title, encoding };
 }

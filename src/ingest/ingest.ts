@@ -9,9 +9,9 @@ import { EvaporateError } from '../errors.js';
 import type { Db } from '../store/database.js';
 import { findByHash, insertDocument, insertFailedDocument, type DocumentKind } from '../store/documents.js';
 import { expandArchive, type ArchiveBudget, type ArchiveKind } from './archive.js';
-import { chunkText } from './chunk.js';
 import { detectKind } from './detect.js';
-import { documentKind, parseDocument } from './parse.js';
+import { documentKind } from './parse.js';
+import { parseInPool } from './parse-pool.js';
 
 export interface IngestFile {
   filename: string;
@@ -99,11 +99,9 @@ async function ingestOne(
   const kind = documentKind(detected);
   const existing = findByHash(db, corpusId, contentHash);
   if (existing?.status === 'ready') return emit({ filename, status: 'duplicate', documentId: existing.id, kind, bytes: bytes.length });
-  // Parsing can take a while (a 20 MB page, a long PDF); let the server answer other requests between files.
-  await new Promise((resolve) => setImmediate(resolve));
   try {
-    const parsed = await parseDocument(bytes, filename, detected);
-    const chunks = chunkText(parsed.text, settings.chunkTokens);
+    // In a worker thread with a wall-clock limit: a crafted file costs its worker, never the event loop.
+    const { parsed, chunks } = await parseInPool(bytes, filename, detected, settings);
     const documentId = insertDocument(db, { corpusId, filename, contentHash, kind: parsed.kind, raw: bytes, text: parsed.text, structure: parsed.structure, chunks });
     emit({ filename, status: 'stored', documentId, kind: parsed.kind, bytes: bytes.length, ...(parsed.note ? { note: parsed.note } : {}) });
   } catch (error) {

@@ -30,15 +30,32 @@ function extensionNote(filename: string, kind: DocumentKind): string | undefined
   return `"${filename}" is named .${ext} but its content is ${kind.toUpperCase()}; it was read as ${kind.toUpperCase()}.`;
 }
 
+/** Caps on what one file may cost to parse (0 = none); defaults in html.ts and pdf.ts. */
+export interface ParseLimits {
+  htmlMaxDepth?: number;
+  pdfMaxPages?: number;
+}
+
 /** Parses a non-archive file; throws an EvaporateError saying why a file cannot be used. */
-export async function parseDocument(bytes: Buffer, filename: string, detected: DetectedKind = detectKind(bytes, filename).kind): Promise<ParsedDocument> {
+export async function parseDocument(
+  bytes: Buffer,
+  filename: string,
+  detected: DetectedKind = detectKind(bytes, filename).kind,
+  limits: ParseLimits = {},
+): Promise<ParsedDocument> {
   if (bytes.length === 0) throw new EvaporateError('empty_file', `"${filename}" is empty.`, 422);
   let parsed: ParsedDocument;
   if (detected === 'html') {
-    const html = parseHtml(bytes);
+    let html;
+    try {
+      html = parseHtml(bytes, limits.htmlMaxDepth);
+    } catch (error) {
+      if (error instanceof EvaporateError && error.code === 'too_deep') throw new EvaporateError('too_deep', `"${filename}": ${error.message}`, 422);
+      throw error;
+    }
     parsed = { kind: 'html', text: html.text, structure: { title: html.title, encoding: html.encoding } };
   } else if (detected === 'pdf') {
-    const pdf = await parsePdf(bytes, filename);
+    const pdf = await parsePdf(bytes, filename, limits.pdfMaxPages);
     parsed = { kind: 'pdf', text: pdf.text, structure: { pageCount: pdf.pageCount, pages: pdf.pages } };
   } else if (detected === 'text') {
     const text = decodeText(bytes, filename);

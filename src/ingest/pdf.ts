@@ -56,7 +56,10 @@ interface TextItem {
 
 const pageSeparator = '\n\n';
 
-export async function parsePdf(bytes: Uint8Array, filename = 'file'): Promise<PdfParse> {
+/** PDFs with more pages than this are refused (too_many_pages) unless the caller says otherwise. */
+export const DEFAULT_PDF_MAX_PAGES = 5000;
+
+export async function parsePdf(bytes: Uint8Array, filename = 'file', maxPages = DEFAULT_PDF_MAX_PAGES): Promise<PdfParse> {
   // A PDF ends with %%EOF (possibly followed by a little whitespace); without it the file was cut short
   // and pdfjs would silently "recover" a partial document.
   const tail = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).subarray(Math.max(0, bytes.byteLength - 2048));
@@ -86,6 +89,14 @@ export async function parsePdf(bytes: Uint8Array, filename = 'file'): Promise<Pd
   }
   try {
     if (doc.numPages === 0) throw new EvaporateError('pdf_no_pages', `"${filename}" is a PDF with no pages.`, 422);
+    // Checked before any page is read: pdfjs's cost per page grows with the page count on a flat page tree.
+    if (maxPages > 0 && doc.numPages > maxPages) {
+      throw new EvaporateError(
+        'too_many_pages',
+        `"${filename}" has ${doc.numPages} pages; the limit is ${maxPages} (setting EVAPORATE_PDF_MAX_PAGES).`,
+        422,
+      );
+    }
     const parts: string[] = [];
     const pages: PdfPage[] = [];
     let offset = 0;

@@ -24,6 +24,7 @@ import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
 import { normalizeForComparison } from '../weak-supervision/normalize.js';
+import { withCrashGuard } from './crash-markers.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
 
 export interface ExtractParams {
@@ -150,6 +151,8 @@ interface Run {
 
 /** Checks the request and the models the job needs before any work. */
 function startRun(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Run {
+  // A unit whose functions killed the process is rerun carefully, never blindly (see crash-markers.ts).
+  ({ ctx, deps } = withCrashGuard(deps.db, ctx, deps, { maxCrashes: deps.settings.jobs?.unitMaxCrashes ?? 3 }));
   const { db } = deps;
   const corpus = repo.corpusRow(db, params.corpusId);
   if (params.mode === 'closed' && (!params.attributes || params.attributes.length === 0))

@@ -165,6 +165,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
     const D = store.ids.length;
     const skip: number[] = [];
     const skipFunctions: number[] = [];
+    const limits = { maxOutputChars: settings.maxOutputChars, maxOutputItems };
     const fail = (i: number, code: SandboxErrorCode, message: string) => {
       out[i % F][docBase + Math.floor(i / F)] = { ok: false, error: { code, message } };
       skip.push(i);
@@ -196,9 +197,19 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
           { signal: controller.signal },
         )) as { out: (string | null)[]; failures: number[] };
         running.delete(watch);
-        result.failures.forEach((n, f) => n && Atomics.add(failures, f, n));
+        if (!Array.isArray(result?.out) || result.out.length !== F * D || !Array.isArray(result.failures) || result.failures.length !== F) {
+          throw new EvaporateError('sandbox_protocol', 'A sandbox worker answered with a malformed batch result.', 500);
+        }
+        result.failures.forEach((n, f) => typeof n === 'number' && n > 0 && Atomics.add(failures, f, Math.min(n, D)));
         result.out.forEach((tagged, i) => {
-          if (tagged !== null) out[i % F][docBase + Math.floor(i / F)] = decodeOutcome(tagged);
+          if (tagged === null) return;
+          const outcome = decodeOutcome(tagged, limits);
+          const countedByWorker = typeof tagged === 'string' && (tagged.charCodeAt(0) === 82 || tagged.charCodeAt(0) === 79 || tagged.charCodeAt(0) === 77);
+          if (!outcome.ok && outcome.error.code === 'runtime' && !countedByWorker) {
+            // Oversized or malformed on receipt: a runtime failure of that function, counted like any other.
+            Atomics.add(failures, i % F, 1);
+          }
+          out[i % F][docBase + Math.floor(i / F)] = outcome;
         });
         return;
       } catch (error) {
@@ -288,15 +299,43 @@ function isOutOfMemory(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY';
 }
 
-function decodeOutcome(tagged: string): CallOutcome {
+/** Same bound as outcomeCharLimit in worker.mjs: the longest tagged outcome a well-behaved call produces. */
+function outcomeCharLimit(maxOutputChars: number, maxOutputItems: number): number {
+  return 6 * maxOutputChars + 3 * maxOutputItems + 1024;
+}
+
+interface OutcomeLimits {
+  maxOutputChars: number;
+  maxOutputItems: number;
+}
+
+const oversized = (message: string): CallOutcome => ({ ok: false, error: { code: 'runtime', message: `The function's outcome was refused: ${message}.` } });
+
+/** Checks what a worker sent again, so nothing unbounded or malformed reaches the pipeline even from a subverted worker. */
+function decodeOutcome(tagged: unknown, limits: OutcomeLimits): CallOutcome {
+  if (typeof tagged !== 'string' || tagged.length === 0) return oversized('the worker sent something that is not an outcome');
+  const limit = outcomeCharLimit(limits.maxOutputChars, limits.maxOutputItems);
+  if (tagged.length > limit) return oversized(`it had ${tagged.length} characters; the limit is ${limit}`);
   const body = tagged.slice(1);
   switch (tagged.charCodeAt(0)) {
     case 78: // N
       return { ok: true, value: null };
     case 83: // S
+      if (body.length > limits.maxOutputChars) return oversized(`a value of ${body.length} characters; the limit is ${limits.maxOutputChars}`);
       return { ok: true, value: [body] };
-    case 65: // A
-      return { ok: true, value: JSON.parse(body) as string[] };
+    case 65: { // A
+      let values: unknown;
+      try {
+        values = JSON.parse(body);
+      } catch {
+        return oversized('its values could not be read');
+      }
+      if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) return oversized('its values are not a list of strings');
+      if (values.length > limits.maxOutputItems) return oversized(`${values.length} values; the limit is ${limits.maxOutputItems}`);
+      const total = (values as string[]).reduce((n, v) => n + v.length, 0);
+      if (total > limits.maxOutputChars) return oversized(`${total} characters of values; the limit is ${limits.maxOutputChars}`);
+      return { ok: true, value: values as string[] };
+    }
     case 68: // D
       return { ok: false, error: { code: 'disabled', message: messageFor('disabled', '') } };
     case 67: // C

@@ -50,10 +50,15 @@ const HARDEN = `"use strict";
   }
 })();`;
 
+// Longest error name and message that leave a context (characters).
+const MAX_ERROR_NAME = 100;
+const MAX_ERROR_MESSAGE = 300;
+
 // Runs in each function's context after HARDEN: wraps extract so that whatever it returns or throws turns
 // into a primitive before leaving the context. Intrinsics are captured here, before user code exists.
 const RUNNER = `"use strict";
 (() => {
+  const MAX_ERROR_NAME = ${MAX_ERROR_NAME}, MAX_ERROR_MESSAGE = ${MAX_ERROR_MESSAGE};
   const isArray = Array.isArray;
   const trim = Function.prototype.call.bind(String.prototype.trim);
   const stringify = JSON.stringify;
@@ -62,8 +67,10 @@ const RUNNER = `"use strict";
   const describe = (e) => {
     try {
       if (e instanceof ErrorCtor || (typeof e === 'object' && e !== null && typeof e.message === 'string')) {
+        // Both are capped here, inside the context: a function can build a huge string cheaply (by doubling) and
+        // throw it as name or message; only the capped copy is ever flattened and sent to the host.
         const name = e.name, message = e.message;
-        return (typeof name === 'string' ? name : 'Error') + ': ' + (typeof message === 'string' ? message.slice(0, 300) : '');
+        return (typeof name === 'string' ? name.slice(0, MAX_ERROR_NAME) : 'Error') + ': ' + (typeof message === 'string' ? message.slice(0, MAX_ERROR_MESSAGE) : '');
       }
       return 'threw a non-Error value (' + (e === null ? 'null' : typeof e) + ')';
     } catch {
@@ -158,11 +165,20 @@ function compile(fn, limits, report) {
         : { error: 'the source does not define function extract(text, doc)' };
     }
   } catch (e) {
-    entry = { error: 'the source does not compile: ' + (e instanceof SyntaxError ? e.message : 'invalid JavaScript') };
+    entry = { error: 'the source does not compile: ' + (e instanceof SyntaxError ? String(e.message).slice(0, MAX_ERROR_MESSAGE) : 'invalid JavaScript') };
   }
   compiled.set(key, entry);
   if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value);
   return entry;
+}
+
+/**
+ * Longest tagged outcome a call can legitimately produce: its values JSON-encoded (each character at most six,
+ * as a \u escape; each item adds quotes and a comma) or an error line. Kept equal to outcomeCharLimit in sandbox.ts,
+ * which checks the same bound again on receipt.
+ */
+export function outcomeCharLimit(maxOutputChars, maxOutputItems) {
+  return 6 * maxOutputChars + 3 * maxOutputItems + 1024;
 }
 
 const PHASE_COMPILE = 1;
@@ -186,6 +202,7 @@ export default function runBatch(task) {
   const offsets = store.offsets;
   const limits = { maxOutputChars: task.maxOutputChars, maxOutputItems: task.maxOutputItems };
   const memoryCapBytes = (task.memoryLimitMb ?? 0) * 1024 * 1024;
+  const maxOutcomeChars = outcomeCharLimit(task.maxOutputChars, task.maxOutputItems);
   const mark = (phase, f, d) => {
     progress[1] = phase;
     progress[2] = f;
@@ -226,7 +243,11 @@ export default function runBatch(task) {
         // value belongs to the context and is deliberately not inspected.
         r = 'Rthe function failed in a way that could not be inspected';
       }
-      if (memoryCapBytes > 0 && v8.getHeapStatistics().total_heap_size - heapBefore > memoryCapBytes) {
+      if (typeof r === 'string' && r.length > maxOutcomeChars) {
+        // Cannot happen through the runner's own caps; checked anyway so nothing unbounded leaves this thread.
+        out[i] = 'Rthe outcome had ' + r.length + ' characters; the limit is ' + maxOutcomeChars;
+        localFailures[f]++;
+      } else if (memoryCapBytes > 0 && v8.getHeapStatistics().total_heap_size - heapBefore > memoryCapBytes) {
         out[i] = 'M' + task.memoryLimitMb;
         localFailures[f]++;
       } else if (r === null) out[i] = 'N';
