@@ -12,7 +12,7 @@ import type { LabelModel } from '../weak-supervision/types.js';
 import type { JobContext, JobHandler } from '../jobs/types.js';
 import { EvaporateError } from '../errors.js';
 import { sampleDocuments } from './sampling.js';
-import { discoverAttributes, isPlausible, mergeSynonyms, rankAttributes, canonicalName } from './schema.js';
+import { discoverAttributes, isPlausible, mergeSynonyms, rankSchema, canonicalName } from './schema.js';
 import { directConcurrency, extractDirect, mapLimit, silverLabels } from './direct.js';
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
@@ -65,6 +65,8 @@ export interface ExtractResult {
   rows: number;
   attributes: AttributeSummary[];
   dropped: string[];
+  /** Open mode: attributes found in enough sample documents that the attribute cap (maxAttributes) left out. */
+  cut?: string[];
   llm: { calls: number; cachedCalls: number; promptTokens: number; completionTokens: number };
   /** Prompt tokens direct extraction of every document and attribute would send, estimated from the sample's real prompts. */
   directTokensEstimate: number;
@@ -162,23 +164,26 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   ctx.progress('schema', 0, 1);
 
   // Schema: the user's list, or what the model sees in the sample (ranked, synonyms merged).
-  let specs: AttributeSpec[] = await timed('schema', () =>
-    ctx.checkpoint('schema', async () => {
+  const schema = await timed('schema', () =>
+    ctx.checkpoint('schema:ranked', async (): Promise<{ specs: AttributeSpec[]; cut: string[] }> => {
       if (params.mode === 'closed') {
         const seen = new Set<string>();
-        return params.attributes!.filter((a) => {
+        const specs = params.attributes!.filter((a) => {
           const key = a.name.trim();
           if (!key || seen.has(key)) return false;
           seen.add(key);
           return true;
         });
+        return { specs, cut: [] };
       }
       const found = await discoverAttributes(llm, sample.map((d) => ({ docId: d.id, text: schemaContext(d, p.schemaContextTokens) })), call);
       const merged = await mergeSynonyms(llm, found, call);
       const minSupport = Math.max(1, Math.ceil(sample.length * p.minAttributeSupport));
-      return rankAttributes(merged, params.maxAttributes ?? p.maxAttributes, minSupport).map((a) => ({ name: a.name }));
+      const ranked = rankSchema(merged, params.maxAttributes ?? p.maxAttributes, minSupport);
+      return { specs: ranked.kept.map((a) => ({ name: a.name })), cut: ranked.cut.map((a) => a.name) };
     }),
   );
+  let specs = schema.specs;
   ctx.progress('schema', 1, 1);
 
   // Silver labels first: the open-mode plausibility check reads them.
@@ -346,6 +351,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     rows: docIds.length,
     attributes: specs.map((s, i) => ({ ...summaries.get(s.name)!, column: columns[i].column, type: types[i], filled: filled.get(s.name) ?? 0 })),
     dropped,
+    cut: schema.cut,
     llm: { calls: m.calls, cachedCalls: m.cachedCalls, promptTokens: m.promptTokens, completionTokens: m.completionTokens },
     directTokensEstimate: Math.round(meanDirectPrompt * docIds.length * specs.length),
     functionEvaluations,
