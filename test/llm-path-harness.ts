@@ -29,7 +29,7 @@ export interface Book {
   price: string;
 }
 
-export function makeBooks(count: number): Book[] {
+export function makeBooks(count: number, subtitled: (i: number) => boolean = (i) => i % 3 === 0): Book[] {
   const first = ['Anna', 'Ben', 'Clara', 'David', 'Eva', 'Frank', 'Grace', 'Hugo'];
   const last = ['Miller', 'Novak', 'Osei', 'Park', 'Quinn', 'Reyes', 'Stone', 'Tanaka'];
   const genres = ['Fiction', 'History', 'Mystery', 'Travel', 'Poetry'];
@@ -37,17 +37,20 @@ export function makeBooks(count: number): Book[] {
     item: String(i).padStart(2, '0'),
     // Titles with a semicolon must survive as one value.
     title: i % 7 === 3 ? `Roads; Rivers and Rain ${i}` : `The Book of ${['Stars', 'Salt', 'Glass', 'Winter', 'Maps'][i % 5]} ${i}`,
-    ...(i % 3 === 0 ? { subtitle: ' (Paperback)' } : {}),
+    ...(subtitled(i) ? { subtitle: ' (Paperback)' } : {}),
     authors: i % 2 === 0 ? [`${first[i % 8]} ${last[i % 8]}`, `${first[(i + 3) % 8]} ${last[(i + 5) % 8]}`] : [`${first[i % 8]} ${last[(i + 1) % 8]}`],
     genres: i % 4 === 0 ? [genres[i % 5], genres[(i + 1) % 5], genres[(i + 2) % 5]] : [genres[i % 5]],
     price: `$${10 + i}.99`,
   }));
 }
 
+// Pages without the format note carry a comment of the same length, so where notes go never changes the sample.
+const PADDING = `<!--${' '.repeat('<span class="format"> (Paperback)</span>'.length - 7)}-->`;
+
 export function bookPage(b: Book): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${b.title.replace(/;/g, ',')} | Shop</title></head><body>
 <nav><a href="/">Home</a> <a href="/books">Books</a></nav>
-<h1 class="title">${b.title}${b.subtitle ? `<span class="format">${b.subtitle}</span>` : ''}</h1>
+<h1 class="title">${b.title}${b.subtitle ? `<span class="format">${b.subtitle}</span>` : ''}</h1>${b.subtitle ? '' : PADDING}
 <p class="by">By: ${b.authors.map((a) => `<a class="author">${a}</a>`).join(', ')}</p>
 <ul class="genres">${b.genres.map((g) => `<li class="genre">${g}</li>`).join('')}</ul>
 <p>Price: <b class="price">${b.price}</b></p>
@@ -75,12 +78,14 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { books?: number; corpusName?: string; settings?: (s: Settings) => void } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { books?: number; subtitled?: (i: number) => boolean; corpusName?: string; settings?: (s: Settings) => void } = {},
+): Promise<Harness> {
   const fake = await startFakeOpenAI();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-llmpath-'));
   const db = openDatabase(path.join(dir, 'e.db'));
   const corpusId = Number(db.prepare('INSERT INTO corpora (name) VALUES (?)').run(options.corpusName ?? 'books').lastInsertRowid);
-  const books = makeBooks(options.books ?? 24);
+  const books = makeBooks(options.books ?? 24, options.subtitled);
   for (const b of books) {
     const raw = Buffer.from(bookPage(b));
     const parsed = parseHtml(raw);

@@ -6,6 +6,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryJobContext, runExtraction } from '../src/pipeline/extract-job.js';
 import { discoverAttributes, mergeSynonyms, rankSchema } from '../src/pipeline/schema.js';
+import { scoreCandidates } from '../src/pipeline/scoring.js';
+import { sampleDocuments } from '../src/pipeline/sampling.js';
+import * as repo from '../src/pipeline/repository.js';
+import { documentSummaries } from '../src/pipeline/repository.js';
+import type { FakeChatRequest } from './fake-openai.js';
 import { attributeOf, fence, itemOf, startHarness, task, type Book, type Harness } from './llm-path-harness.js';
 
 const SOURCES = {
@@ -13,6 +18,7 @@ const SOURCES = {
     `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const f = doc.selectOne('h1 .format');\n  return (f ? h.text.replace(f.text, '') : h.text).trim() || null;\n}`,
     `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  if (!h) return null;\n  const drop = h.select('span').map((s) => s.text).join('');\n  const t = drop ? h.text.slice(0, h.text.length - drop.length) : h.text;\n  return t.trim() || null;\n}`,
     `// the heading without its format note\nfunction extract(text, doc) {\n  const h = doc.textOf('h1');\n  return h ? h.replace(/\\s*\\((Paperback|Hardcover)\\)\\s*$/, '').trim() : null;\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const kids = h.children.map((c) => c.text).join('');\n  return h.text.replace(kids, '').trim() || null;\n}`,
   ],
   /** Fits a silver label that wrongly kept the format note. */
   titleWithFormat: [
@@ -37,6 +43,8 @@ interface Script {
   titleWithFormatFor?: string[];
   /** Function sources per attribute, cycled over the candidates asked for. */
   functions?: Record<string, string[]>;
+  /** Or a synthesis answer computed from the request. */
+  write?: (req: FakeChatRequest, candidate: number) => string;
 }
 
 function valueFor(book: Book, attribute: string, script: Script): unknown {
@@ -65,6 +73,7 @@ function scriptModel(h: Harness, script: Script): void {
   });
   let served = 0;
   h.fake.on((r) => task(r) === 'write-function', (r, i) => {
+    if (script.write) return script.write(r, i);
     const list = script.functions?.[attributeOf(r)] ?? [];
     return list.length ? fence(list[(served++ + i) % list.length]!) : 'I cannot write it.';
   });
@@ -98,5 +107,53 @@ describe('open-mode schema ranking at the attribute cap', () => {
     expect(result.attributes.map((a) => a.name)).toEqual(['title', 'price']);
     expect(result.cut).toEqual(['binding']);
     expect(result.attributes.find((a) => a.name === 'title')!.filled).toBe(12);
+  });
+});
+
+describe('one wrong silver label', () => {
+  it('with 9 right labels and 1 wrong, ends with the right column at high confidence and reports the overruled label', async () => {
+    // Which documents the sample holds does not depend on where format notes go (pages have equal sizes).
+    const probe = await startHarness({ books: 30, subtitled: () => false });
+    const sampled = sampleDocuments(documentSummaries(probe.db, probe.corpusId), 10, 0).map((id) => probe.books[id - 1]!.item);
+    await probe.close();
+    // One sampled page carries a format note (its silver label keeps it: the wrong label), and so do many
+    // pages outside the sample: a function fitted to that label is wrong on all of them.
+    const odd = sampled[0]!;
+    const subtitled = (i: number) => String(i).padStart(2, '0') === odd || (!sampled.includes(String(i).padStart(2, '0')) && i % 2 === 0);
+    h = await startHarness({ books: 30, subtitled });
+    // A model copies the convention of the value a prompt shows: the odd label teaches functions that keep the note.
+    let served = 0;
+    const write = (r: FakeChatRequest, i: number) => {
+      const teachesNote = /the value is "[^"]*\(Paperback\)"/.test(r.prompt);
+      const list = teachesNote ? SOURCES.titleWithFormat : SOURCES.titleRight;
+      return fence(list[(served++ + i) % list.length]!);
+    };
+    scriptModel(h, { titleWithFormatFor: [odd], write });
+    const result = await runExtraction(h.deps, { corpusId: h.corpusId, mode: 'closed', attributes: [{ name: 'title' }], topK: 3, candidates: 6 }, memoryJobContext({ jobId: 3 }));
+    const rows = h.db.prepare(`SELECT t._document_id AS id, t.title, p.confidence FROM "${result.table}" t JOIN "${result.provenanceTable}" p ON p._document_id = t._document_id`).all() as { id: number; title: string; confidence: number }[];
+    expect(rows).toHaveLength(30);
+    for (const row of rows) {
+      expect(row.title).toBe(h.books[row.id - 1]!.title);
+      expect(row.confidence).toBeGreaterThan(0.9);
+    }
+    const disputes = result.attributes[0]!.labelDisputes ?? [];
+    expect(disputes).toEqual([expect.objectContaining({ documentId: Number(odd) + 1, overruled: true, kind: 'contradicted', consensus: [h.books[Number(odd)]!.title] })]);
+  });
+
+  it('scoring keeps the candidates that miss only the one label they contradict, and overrules it', async () => {
+    h = await startHarness({ books: 10, subtitled: (i) => i === 4 });
+    const docs = repo.loadDocuments(h.db, h.books.map((_, i) => i + 1));
+    const silver: Record<number, string[] | null> = {};
+    h.books.forEach((b, i) => (silver[i + 1] = [b.subtitle ? b.title + b.subtitle : b.title]));
+    // Two functions fit the wrong label; four that return the right form miss it alone. Two may be kept.
+    const candidates = [...SOURCES.titleWithFormat, ...SOURCES.titleRight].map((source, i) => ({ id: `c${i}`, source, origin: 'llm' as const, prompt: '' }));
+    const sandboxDocs = docs.map((d) => ({ id: d.id, text: d.text, html: d.html }));
+    const scored = await scoreCandidates(h.sandbox, candidates, sandboxDocs, silver, 2);
+    expect(scored.kept.every((k) => SOURCES.titleRight.includes(k.source))).toBe(true);
+    expect(scored.disputes).toEqual([expect.objectContaining({ documentId: 5, overruled: true })]);
+    // A label a person gave is never overruled: the candidates that fit it stay on top.
+    const trusted = await scoreCandidates(h.sandbox, candidates, sandboxDocs, silver, 2, { trusted: new Set([5]) });
+    expect(trusted.disputes).toEqual([expect.objectContaining({ documentId: 5, overruled: false })]);
+    expect(trusted.kept.some((k) => SOURCES.titleWithFormat.includes(k.source))).toBe(true);
   });
 });

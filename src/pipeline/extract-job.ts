@@ -16,6 +16,7 @@ import { discoverAttributes, isPlausible, mergeSynonyms, rankSchema, canonicalNa
 import { directConcurrency, extractDirect, mapLimit, silverLabels } from './direct.js';
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
+import type { LabelDispute } from './silver-quality.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
@@ -56,6 +57,8 @@ export interface AttributeSummary {
   kept: number;
   bestSampleScore: number;
   filled: number;
+  /** Sample labels the candidates contradicted or split over (see silver-quality.ts); absent when none. */
+  labelDisputes?: LabelDispute[];
 }
 
 export interface ExtractResult {
@@ -188,6 +191,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
 
   // Silver labels first: the open-mode plausibility check reads them.
   const silver = new Map<string, SilverLabels>();
+  const trusted = new Map<string, Set<number>>(); // sample documents whose label a person gave, per attribute
   const dropped: string[] = [];
   for (const [i, spec] of specs.entries()) {
     ctx.progress('silver labels', i, specs.length);
@@ -202,6 +206,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
       : {};
     for (const [id, values] of given) labels[id] = values.length ? values : null;
     silver.set(spec.name, labels);
+    trusted.set(spec.name, new Set(given.keys()));
     if (params.mode === 'open') {
       const values = Object.values(labels).flatMap((v) => v ?? []);
       const ok = await timed('schema', () => ctx.checkpoint(`attribute:${spec.name}:plausible`, () => isPlausible(llm, spec.name, values, call)));
@@ -227,7 +232,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     const candidates = await timed('synthesis', () =>
       ctx.checkpoint(`attribute:${spec.name}:synthesis`, async () => {
         const fromLlm = hasModel('synthesis')
-          ? await synthesizeFunctions(llm, spec, labelledSample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
+          ? await synthesizeFunctions(llm, spec, labelledSample.map((doc) => ({ doc, value: labels[doc.id] ?? null, given: trusted.get(spec.name)!.has(doc.id) })), {
               candidates: params.candidates ?? p.candidatesPerAttribute,
               documents: p.synthesisDocuments,
               temperatures: [0, 0.7],
@@ -242,12 +247,12 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     );
     ctx.progress('scoring', i, specs.length);
     const scored = await timed('scoring', () =>
-      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, labelledSample.map(sandboxDoc), labels, topK)),
+      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, labelledSample.map(sandboxDoc), labels, topK, { trusted: trusted.get(spec.name) })),
     );
     const fnIds = repo.saveFunctions(db, attributeIds[i], scored.all, new Set(scored.kept.map((k) => k.id)), 'llm');
     kept.set(spec.name, scored.kept);
     keptIds.set(spec.name, scored.kept.map((k) => fnIds.get(k.id)!));
-    summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0 });
+    summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0, ...(scored.disputes?.length ? { labelDisputes: scored.disputes } : {}) });
   }
 
   // The corpus pass: plain code in the sandbox, one checkpoint per batch of documents.
