@@ -18,6 +18,7 @@ import { openDatabase, type Db } from '../src/store/database.js';
 import { costOf, loadPrices, priceFor } from '../src/llm/pricing.js';
 import { backoffDelay } from '../src/llm/retry.js';
 import { LlmError } from '../src/llm/errors.js';
+import { OpenAiProvider } from '../src/llm/openai-provider.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 
 function testSettings(llm: Partial<Settings['llm']> = {}): Settings {
@@ -185,8 +186,8 @@ describe('LLM layer against a real HTTP fake', () => {
     expect(retries[0]).toBeGreaterThanOrEqual(50);
     expect(retries[1]).toBeGreaterThanOrEqual(50);
     expect(Date.now() - started).toBeGreaterThanOrEqual(100);
-    // One logical call in the ledger, retries folded in.
-    expect(jobLlmUsage(db, 10)).toMatchObject({ calls: 1, errors: 0 });
+    // One logical call in the ledger; the four failed requests before its success are counted.
+    expect(jobLlmUsage(db, 10)).toMatchObject({ calls: 1, requests: 5, errors: 4, failedCalls: 0 });
   });
 
   it('honours Retry-After in each form a server sends: retry-after-ms, and an HTTP date', async () => {
@@ -212,7 +213,7 @@ describe('LLM layer against a real HTTP fake', () => {
     fake.otherwise('never').fault({ status: 503 }, { times: 10 });
     await expect(make({ llm: { maxRetries: 2 }, jobId: 11 }).complete(ask('a'))).rejects.toMatchObject({ code: 'llm_server_error' });
     expect(fake.chatRequests).toHaveLength(3);
-    expect(jobLlmUsage(db, 11)).toMatchObject({ calls: 1, errors: 1 });
+    expect(jobLlmUsage(db, 11)).toMatchObject({ calls: 1, requests: 3, errors: 3, failedCalls: 1 });
     fake.reset();
     fake.otherwise('x').fault({ status: 429, retryAfter: 3600 });
     await expect(make().complete(ask('b'))).rejects.toMatchObject({ code: 'llm_rate_limited' });
@@ -236,6 +237,43 @@ describe('LLM layer against a real HTTP fake', () => {
     const r = await make({ llm: { timeoutMs: 300, maxRetries: 2 } }).complete(ask('q'));
     expect(r.texts).toEqual(['late but fine']);
     expect(fake.chatRequests).toHaveLength(2);
+  });
+
+  it('counts a call that succeeded on its third attempt as 3 requests, 2 errors; a cache hit sends none', async () => {
+    fake.otherwise('third time').fault({ status: 503 }, { times: 2 });
+    const llm = make({ jobId: 15 });
+    expect((await llm.complete(ask('retry me'))).texts).toEqual(['third time']);
+    expect((await llm.complete(ask('retry me'))).cached).toBe(true);
+    expect(jobLlmUsage(db, 15)).toMatchObject({ calls: 2, cacheHits: 1, requests: 3, errors: 2, failedCalls: 0 });
+  });
+
+  it('names the limit and the setting when a slow endpoint runs out of time', async () => {
+    fake.otherwise('too late').fault({ kind: 'delay', ms: 2000 });
+    const err = await make({ llm: { timeoutMs: 250, maxRetries: 0 } }).complete(ask('slow')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'llm_timeout', details: { timeoutMs: 250, setting: 'EVAPORATE_LLM_TIMEOUT_MS' } });
+    expect((err as Error).message).toMatch(/within 250 ms .*EVAPORATE_LLM_TIMEOUT_MS/);
+  });
+
+  it("gives the HTTP agent the timeout we set, not Node fetch's fixed 300 s headers timeout", async () => {
+    // The agent's own timeout is the only limit here (client backstop and wrapper far away), so a server
+    // that answers after 1.5 s fails at the agent's 300 ms: the setting reaches the transport.
+    fake.otherwise('slow answer').fault({ kind: 'delay', ms: 1500 }, { times: 2 });
+    const tight = new OpenAiProvider({ baseURL: fake.url, defaultMaxTokens: 16, clientTimeoutMs: 60_000, transportTimeoutMs: 300 });
+    expect(tight.transport.headersTimeoutMs).toBe(300);
+    expect(tight.transport.bodyTimeoutMs).toBe(300);
+    const started = Date.now();
+    const err = await tight.complete({ ...ask('wait'), model: 'fake-model' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'llm_timeout', retryable: true, details: { timeoutMs: 300 } });
+    expect(Date.now() - started).toBeLessThan(1400);
+    // The same delay within a longer agent timeout is simply waited for.
+    const patient = new OpenAiProvider({ baseURL: fake.url, defaultMaxTokens: 16, clientTimeoutMs: 60_000, transportTimeoutMs: 5000 });
+    expect((await patient.complete({ ...ask('wait'), model: 'fake-model' })).texts).toEqual(['slow answer']);
+    await Promise.all([tight.transport.close(), patient.transport.close()]);
+  });
+
+  it('derives the transport timeouts from EVAPORATE_LLM_TIMEOUT_MS, past 300 s and down to no limit', () => {
+    expect(new OpenAiProvider({ defaultMaxTokens: 16, clientTimeoutMs: 2 * 3_600_000 }).transport.headersTimeoutMs).toBe(7_200_000);
+    expect(new OpenAiProvider({ defaultMaxTokens: 16, clientTimeoutMs: 0 }).transport.headersTimeoutMs).toBe(0);
   });
 
   it('holds the concurrency limit under 100 parallel requests', async () => {
@@ -314,7 +352,7 @@ describe('LLM layer against a real HTTP fake', () => {
     setTimeout(() => controller.abort(), 100);
     await expect(make({ jobId: 13 }).complete(ask('q'), { signal: controller.signal })).rejects.toMatchObject({ code: 'llm_aborted' });
     expect(fake.chatRequests).toHaveLength(1);
-    expect(jobLlmUsage(db, 13)).toMatchObject({ calls: 1, errors: 1 });
+    expect(jobLlmUsage(db, 13)).toMatchObject({ calls: 1, requests: 1, errors: 1, failedCalls: 1 });
   });
 });
 

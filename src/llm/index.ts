@@ -144,7 +144,8 @@ export function createLlm(options: CreateLlmOptions): LlmProvider {
       baseURL: config.baseURL,
       apiKey: config.apiKey,
       defaultMaxTokens: l.defaultMaxTokens,
-      clientTimeoutMs: l.timeoutMs > 0 ? l.timeoutMs * 2 : undefined,
+      // 0 = no limit reaches the transport too; otherwise the timeout wrapper decides and these are backstops.
+      clientTimeoutMs: l.timeoutMs > 0 ? l.timeoutMs * 2 : 0,
     });
   return composeLlm(raw, {
     ...options,

@@ -4,6 +4,7 @@
  */
 import type { Db } from '../store/database.js';
 import { isEvaporateError } from '../errors.js';
+import { withAttemptTally, type AttemptTally } from './attempts.js';
 import { costOf, type PriceTable } from './pricing.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
 
@@ -21,12 +22,22 @@ export interface UsageRow {
   latencyMs: number;
   status: 'ok' | 'error';
   errorCode?: string;
+  /** Requests sent for this call, retries included (0 for a cache hit; default 1, or 0 when cached). */
+  attempts?: number;
+  /** Of those, the ones that failed (default: 1 for an error row, else 0). */
+  failedAttempts?: number;
 }
 
 export interface UsageTotals {
+  /** Logical calls, cache hits included. */
   calls: number;
   cacheHits: number;
+  /** HTTP requests actually sent to an endpoint: retries count, cache hits do not. */
+  requests: number;
+  /** Requests that failed (a call that succeeded on its third attempt adds 2). */
   errors: number;
+  /** Logical calls that failed after all their attempts. */
+  failedCalls: number;
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
@@ -49,12 +60,13 @@ export class Ledger {
   constructor(readonly db: Db) {
     this.insert = db.prepare(
       `INSERT INTO llm_usage (job_id, request_hash, provider, model, role, cached, candidates, prompt_tokens,
-         completion_tokens, cost_usd, latency_ms, status, error_code)
+         completion_tokens, cost_usd, latency_ms, status, error_code, attempts, failed_attempts)
        VALUES (@jobId, @requestHash, @provider, @model, @role, @cached, @candidates, @promptTokens,
-         @completionTokens, @costUsd, @latencyMs, @status, @errorCode)`,
+         @completionTokens, @costUsd, @latencyMs, @status, @errorCode, @attempts, @failedAttempts)`,
     );
     const select = `SELECT count(*) AS calls, coalesce(sum(cached), 0) AS cacheHits,
-        coalesce(sum(status = 'error'), 0) AS errors, coalesce(sum(prompt_tokens), 0) AS promptTokens,
+        coalesce(sum(attempts), 0) AS requests, coalesce(sum(failed_attempts), 0) AS errors,
+        coalesce(sum(status = 'error'), 0) AS failedCalls, coalesce(sum(prompt_tokens), 0) AS promptTokens,
         coalesce(sum(completion_tokens), 0) AS completionTokens, coalesce(sum(cost_usd), 0) AS costUsd,
         coalesce(sum(latency_ms), 0) AS latencyMs`;
     this.totals = db.prepare(`${select}, coalesce(max(id), @after) AS lastId FROM llm_usage WHERE job_id IS @jobId AND id > @after`);
@@ -76,6 +88,8 @@ export class Ledger {
       latencyMs: Math.round(row.latencyMs),
       status: row.status,
       errorCode: row.errorCode ?? null,
+      attempts: row.attempts ?? (row.cached ? 0 : 1),
+      failedAttempts: row.failedAttempts ?? (row.status === 'error' ? 1 : 0),
     });
   }
 
@@ -90,13 +104,15 @@ export class Ledger {
       runningTotals.set(this.db, perJob);
     }
     const key = jobId ?? null;
-    const known = perJob.get(key) ?? { lastId: 0, calls: 0, cacheHits: 0, errors: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMs: 0 };
+    const known = perJob.get(key) ?? { lastId: 0, calls: 0, cacheHits: 0, requests: 0, errors: 0, failedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMs: 0 };
     const r = this.totals.get({ jobId: key, after: known.lastId }) as Omit<UsageTotals, 'totalTokens'> & { lastId: number };
     const next = {
       lastId: r.lastId,
       calls: known.calls + r.calls,
       cacheHits: known.cacheHits + r.cacheHits,
+      requests: known.requests + r.requests,
       errors: known.errors + r.errors,
+      failedCalls: known.failedCalls + r.failedCalls,
       promptTokens: known.promptTokens + r.promptTokens,
       completionTokens: known.completionTokens + r.completionTokens,
       costUsd: known.costUsd + r.costUsd,
@@ -137,10 +153,15 @@ export function withLedger(inner: LlmProvider, ledger: Ledger, prices: PriceTabl
         candidates: Math.max(1, request.n ?? 1),
         requestHash: hashOf(context),
       };
+      const tally: AttemptTally = { sent: 0, failed: 0 };
+      // A provider stack without the retry wrapper sends exactly one request per call.
+      const counted = () => (tally.sent > 0 ? tally : undefined);
       try {
-        const result = await inner.complete(request, context);
+        const result = await inner.complete(request, withAttemptTally(context, tally));
         ledger.record({
           ...base,
+          attempts: result.cached ? 0 : (counted()?.sent ?? 1),
+          failedAttempts: counted()?.failed ?? 0,
           model: result.model,
           cached: result.cached,
           promptTokens: result.cached ? 0 : result.usage.promptTokens,
@@ -161,6 +182,8 @@ export function withLedger(inner: LlmProvider, ledger: Ledger, prices: PriceTabl
           latencyMs: performance.now() - started,
           status: 'error',
           errorCode: isEvaporateError(err) ? err.code : 'llm_error',
+          attempts: counted()?.sent ?? 1,
+          failedAttempts: counted()?.failed ?? 1,
         });
         throw err;
       }

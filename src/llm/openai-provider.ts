@@ -5,7 +5,8 @@
  * a retry can help and how long the server asked us to wait.
  */
 import OpenAI from 'openai';
-import { LlmError, abortedError } from './errors.js';
+import { LlmError, abortedError, timeoutError } from './errors.js';
+import { createTransport, isTransportTimeout, SlowEndpointError, type Transport } from './http-transport.js';
 import { countTokens, encodingForModel } from './tokens.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
 
@@ -16,9 +17,17 @@ export interface OpenAiProviderOptions {
   defaultModel?: string;
   /** Sent as max_tokens when a request sets none. */
   defaultMaxTokens: number;
-  /** A backstop only; the timeout wrapper aborts calls much earlier. */
+  /** A backstop only; the timeout wrapper aborts calls much earlier. 0 = none. */
   clientTimeoutMs?: number;
+  /**
+   * The HTTP agent's header and body timeouts (0 = none). Defaults to clientTimeoutMs, so no hidden
+   * transport limit (Node's fetch has a 300 s one) cuts a call the settings allow.
+   */
+  transportTimeoutMs?: number;
 }
+
+// setTimeout's ceiling (about 24.8 days): what "no limit" means for the client's own timer.
+const NO_LIMIT_MS = 2 ** 31 - 1;
 
 // Reasoning models reject max_tokens and want max_completion_tokens; most self-hosted servers want max_tokens.
 const USES_MAX_COMPLETION_TOKENS = /^(o\d|gpt-5)/i;
@@ -28,15 +37,21 @@ export class OpenAiProvider implements LlmProvider {
    * by different weights on different servers. */
   readonly name: string;
   private readonly client: OpenAI;
+  readonly transport: Transport;
+  private readonly clientTimeoutMs: number;
 
   constructor(private readonly options: OpenAiProviderOptions) {
     this.name = `openai@${(options.baseURL ?? 'https://api.openai.com/v1').replace(/\/+$/, '')}`;
+    const clientTimeoutMs = options.clientTimeoutMs ?? 10 * 60_000;
+    this.clientTimeoutMs = clientTimeoutMs;
+    this.transport = createTransport({ timeoutMs: options.transportTimeoutMs ?? clientTimeoutMs });
     this.client = new OpenAI({
       baseURL: options.baseURL,
       // Local endpoints accept any key, but the client insists on one.
       apiKey: options.apiKey ?? 'not-needed',
       maxRetries: 0,
-      timeout: options.clientTimeoutMs ?? 10 * 60_000,
+      timeout: clientTimeoutMs > 0 ? Math.min(clientTimeoutMs, NO_LIMIT_MS) : NO_LIMIT_MS,
+      fetch: this.transport.fetch,
     });
   }
 
@@ -82,7 +97,7 @@ export class OpenAiProvider implements LlmProvider {
     try {
       response = await this.client.chat.completions.create(body, { signal: context.signal });
     } catch (err) {
-      throw toLlmError(err, context.signal);
+      throw toLlmError(err, context.signal, { clientMs: this.clientTimeoutMs, transportMs: this.transport.headersTimeoutMs });
     }
     if (!response || !Array.isArray(response.choices) || response.choices.length === 0) {
       throw new LlmError('llm_bad_response', 'The model endpoint answered without any choices.', 502, true);
@@ -111,12 +126,13 @@ function retryAfterMs(headers: Headers | undefined): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-export function toLlmError(err: unknown, signal?: AbortSignal): LlmError {
+export function toLlmError(err: unknown, signal?: AbortSignal, limits: { clientMs?: number; transportMs?: number } = {}): LlmError {
   if (err instanceof LlmError) return err;
   if (err instanceof OpenAI.APIUserAbortError || signal?.aborted) return abortedError();
-  if (err instanceof OpenAI.APIConnectionTimeoutError) {
-    return new LlmError('llm_timeout', 'The model endpoint did not answer in time.', 504, true);
-  }
+  // The transport names its own timeouts; the client passes them on as a connection error's cause.
+  if (err instanceof OpenAI.APIConnectionError && err.cause instanceof SlowEndpointError) return timeoutError(err.cause.limitMs);
+  if (limits.transportMs && isTransportTimeout(err)) return timeoutError(limits.transportMs);
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return timeoutError(limits.clientMs ?? 0);
   if (err instanceof OpenAI.APIConnectionError) {
     return new LlmError('llm_connection_failed', `Could not reach the model endpoint: ${err.message}`, 502, true);
   }

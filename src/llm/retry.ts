@@ -5,6 +5,7 @@
  * call at once rather than stalling a job for an unbounded time.
  */
 import { abortedError, isRetryable, LlmError } from './errors.js';
+import { attemptTallyOf } from './attempts.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
 
 export interface RetryOptions {
@@ -45,10 +46,13 @@ export function withRetry(inner: LlmProvider, options: RetryOptions): LlmProvide
   return {
     name: inner.name,
     async complete(request: CompletionRequest, context: CallContext = {}): Promise<CompletionResult> {
+      const tally = attemptTallyOf(context);
       for (let attempt = 0; ; attempt++) {
         try {
+          if (tally) tally.sent += 1;
           return await inner.complete(request, context);
         } catch (err) {
+          if (tally) tally.failed += 1;
           if (!isRetryable(err) || attempt >= options.maxRetries || context.signal?.aborted) throw err;
           const delayMs = backoffDelay(attempt, err, options);
           if (delayMs === undefined) throw err;

@@ -2,7 +2,7 @@
  * Per-call timeout: aborts the inner call's signal and, for providers that ignore signals, stops
  * waiting for them too. Only the time spent in the call counts, not time queued for a slot.
  */
-import { LlmError, abortedError } from './errors.js';
+import { abortedError, timeoutError } from './errors.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
 
 export function withTimeout(inner: LlmProvider, timeoutMs: number): LlmProvider {
@@ -18,7 +18,7 @@ export function withTimeout(inner: LlmProvider, timeoutMs: number): LlmProvider 
       const timedOut = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           controller.abort();
-          reject(new LlmError('llm_timeout', `The model did not answer within ${timeoutMs} ms.`, 504, true, undefined, { timeoutMs }));
+          reject(timeoutError(timeoutMs));
         }, timeoutMs);
       });
       try {
@@ -26,7 +26,7 @@ export function withTimeout(inner: LlmProvider, timeoutMs: number): LlmProvider 
       } catch (err) {
         // The inner call sees our abort as a user abort; report it as what it was.
         if (controller.signal.aborted && !context.signal?.aborted) {
-          throw new LlmError('llm_timeout', `The model did not answer within ${timeoutMs} ms.`, 504, true, undefined, { timeoutMs });
+          throw timeoutError(timeoutMs);
         }
         throw err;
       } finally {

@@ -12,10 +12,11 @@ import type { LabelModel } from '../weak-supervision/types.js';
 import type { JobContext, JobHandler } from '../jobs/types.js';
 import { EvaporateError } from '../errors.js';
 import { sampleDocuments } from './sampling.js';
-import { discoverAttributes, isPlausible, mergeSynonyms, rankAttributes, canonicalName } from './schema.js';
+import { discoverAttributes, isPlausible, mergeSynonyms, rankSchema, canonicalName } from './schema.js';
 import { directConcurrency, extractDirect, mapLimit, silverLabels } from './direct.js';
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
+import type { LabelDispute } from './silver-quality.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
@@ -60,6 +61,8 @@ export interface AttributeSummary {
   kept: number;
   bestSampleScore: number;
   filled: number;
+  /** Sample labels the candidates contradicted or split over (see silver-quality.ts); absent when none. */
+  labelDisputes?: LabelDispute[];
 }
 
 export interface ExtractResult {
@@ -69,6 +72,8 @@ export interface ExtractResult {
   rows: number;
   attributes: AttributeSummary[];
   dropped: string[];
+  /** Open mode: attributes found in enough sample documents that the attribute cap (maxAttributes) left out. */
+  cut?: string[];
   llm: { calls: number; cachedCalls: number; promptTokens: number; completionTokens: number };
   /** Prompt tokens direct extraction of every document and attribute would send, estimated from the sample's real prompts. */
   directTokensEstimate: number;
@@ -124,14 +129,14 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const run = startRun(deps, params, ctx);
   const documents = await fixDocuments(run);
   const sample = await pickSample(run, documents);
-  const proposed = await findSchema(run, sample);
-  const { specs, silver, dropped } = await labelSample(run, proposed, sample);
+  const { specs: proposed, cut } = await findSchema(run, sample);
+  const { specs, silver, trusted, dropped } = await labelSample(run, proposed, sample);
   const attributeIds = saveAttributes(run, specs);
-  const learned = await learnFunctions(run, specs, attributeIds, sample, silver);
+  const learned = await learnFunctions(run, specs, attributeIds, sample, silver, trusted);
   const pass = await corpusPass(run, specs, learned, documents.ids);
   const decided = await decideCells(run, specs, attributeIds, learned, pass);
   const columns = await materialize(run, specs, attributeIds, decided, documents.ids);
-  return summarize(run, { specs, columns, learned, decided, dropped, pass, rows: documents.ids.length });
+  return summarize(run, { specs, columns, learned, decided, dropped, cut, pass, rows: documents.ids.length });
 }
 
 /** What every step of one run shares: its inputs, the metered model, the call context and the stage timer. */
@@ -226,30 +231,32 @@ async function pickSample(run: Run, documents: JobDocuments): Promise<PipelineDo
   return repo.loadDocuments(deps.db, sampleIds);
 }
 
-/** Schema: the user's list, or what the model sees in the sample (ranked, synonyms merged). */
-async function findSchema(run: Run, sample: PipelineDocument[]): Promise<AttributeSpec[]> {
+/** Schema: the user's list, or what the model sees in the sample (ranked, synonyms merged); `cut` is what the attribute cap left out. */
+async function findSchema(run: Run, sample: PipelineDocument[]): Promise<{ specs: AttributeSpec[]; cut: string[] }> {
   const { params, ctx, llm, call } = run;
   const p = run.deps.settings.pipeline;
   ctx.progress('schema', 0, 1);
-  const specs = await run.timed('schema', () =>
-    ctx.checkpoint('schema', async () => {
+  const schema = await run.timed('schema', () =>
+    ctx.checkpoint('schema:ranked', async (): Promise<{ specs: AttributeSpec[]; cut: string[] }> => {
       if (params.mode === 'closed') {
         const seen = new Set<string>();
-        return params.attributes!.filter((a) => {
+        const specs = params.attributes!.filter((a) => {
           const key = a.name.trim();
           if (!key || seen.has(key)) return false;
           seen.add(key);
           return true;
         });
+        return { specs, cut: [] };
       }
       const found = await discoverAttributes(llm, sample.map((d) => ({ docId: d.id, text: schemaContext(d, p.schemaContextTokens) })), call);
       const merged = await mergeSynonyms(llm, found, call);
       const minSupport = Math.max(1, Math.ceil(sample.length * p.minAttributeSupport));
-      return rankAttributes(merged, params.maxAttributes ?? p.maxAttributes, minSupport).map((a) => ({ name: a.name }));
+      const ranked = rankSchema(merged, params.maxAttributes ?? p.maxAttributes, minSupport);
+      return { specs: ranked.kept.map((a) => ({ name: a.name })), cut: ranked.cut.map((a) => a.name) };
     }),
   );
   ctx.progress('schema', 1, 1);
-  return specs;
+  return schema;
 }
 
 /** Silver labels on the sample, per attribute; in open mode, attributes whose values look implausible are dropped. */
@@ -257,10 +264,11 @@ async function labelSample(
   run: Run,
   proposed: AttributeSpec[],
   sample: PipelineDocument[],
-): Promise<{ specs: AttributeSpec[]; silver: Map<string, SilverLabels>; dropped: string[] }> {
+): Promise<{ specs: AttributeSpec[]; silver: Map<string, SilverLabels>; trusted: Map<string, Set<number>>; dropped: string[] }> {
   const { deps, params, ctx, llm, call } = run;
   const p = deps.settings.pipeline;
   const silver = new Map<string, SilverLabels>();
+  const trusted = new Map<string, Set<number>>(); // sample documents whose label a person gave, per attribute
   const dropped: string[] = [];
   for (const [i, spec] of proposed.entries()) {
     ctx.progress('silver labels', i, proposed.length);
@@ -277,13 +285,14 @@ async function labelSample(
       : {};
     for (const [id, values] of given) labels[id] = values.length ? values : null;
     silver.set(spec.name, labels);
+    trusted.set(spec.name, new Set(given.keys()));
     if (params.mode === 'open') {
       const values = Object.values(labels).flatMap((v) => v ?? []);
       const ok = await run.timed('schema', () => ctx.checkpoint(`attribute:${spec.name}:plausible`, () => isPlausible(llm, spec.name, values, call)));
       if (!ok) dropped.push(spec.name);
     }
   }
-  return { specs: proposed.filter((s) => !dropped.includes(s.name)), silver, dropped };
+  return { specs: proposed.filter((s) => !dropped.includes(s.name)), silver, trusted, dropped };
 }
 
 function saveAttributes(run: Run, specs: AttributeSpec[]): number[] {
@@ -309,6 +318,7 @@ async function learnFunctions(
   attributeIds: number[],
   sample: PipelineDocument[],
   silver: Map<string, SilverLabels>,
+  trusted: Map<string, Set<number>>,
 ): Promise<Learned> {
   const { deps, params, ctx, llm, call } = run;
   const p = deps.settings.pipeline;
@@ -322,7 +332,7 @@ async function learnFunctions(
     const candidates = await run.timed('synthesis', () =>
       ctx.checkpoint(`attribute:${spec.name}:synthesis`, async () => {
         const fromLlm = run.hasModel('synthesis')
-          ? await synthesizeFunctions(llm, spec, labelledSample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
+          ? await synthesizeFunctions(llm, spec, labelledSample.map((doc) => ({ doc, value: labels[doc.id] ?? null, given: trusted.get(spec.name)!.has(doc.id) })), {
               candidates: params.candidates ?? p.candidatesPerAttribute,
               documents: p.synthesisDocuments,
               temperatures: [0, 0.7],
@@ -337,12 +347,12 @@ async function learnFunctions(
     );
     ctx.progress('scoring', i, specs.length);
     const scored = await run.timed('scoring', () =>
-      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, labelledSample.map(sandboxDoc), labels, topK)),
+      ctx.checkpoint(`attribute:${spec.name}:scoring`, () => scoreCandidates(deps.sandbox, candidates, labelledSample.map(sandboxDoc), labels, topK, { trusted: trusted.get(spec.name) })),
     );
     const fnIds = repo.saveFunctions(deps.db, attributeIds[i], scored.all, new Set(scored.kept.map((k) => k.id)), 'llm');
     learned.kept.set(spec.name, scored.kept);
     learned.keptIds.set(spec.name, scored.kept.map((k) => fnIds.get(k.id)!));
-    learned.summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0 });
+    learned.summaries.set(spec.name, { name: spec.name, candidates: candidates.length, kept: scored.kept.length, bestSampleScore: scored.kept[0]?.score ?? 0, ...(scored.disputes?.length ? { labelDisputes: scored.disputes } : {}) });
   }
   return learned;
 }
@@ -481,7 +491,7 @@ async function materialize(run: Run, specs: AttributeSpec[], attributeIds: numbe
 
 function summarize(
   run: Run,
-  r: { specs: AttributeSpec[]; columns: ReturnType<typeof columnsFor>; learned: Learned; decided: Decided; dropped: string[]; pass: CorpusPass; rows: number },
+  r: { specs: AttributeSpec[]; columns: ReturnType<typeof columnsFor>; learned: Learned; decided: Decided; dropped: string[]; cut: string[]; pass: CorpusPass; rows: number },
 ): ExtractResult {
   const m = run.meter;
   const table = resultTableName(run.corpus.name, run.corpus.id);
@@ -493,6 +503,7 @@ function summarize(
     rows: r.rows,
     attributes: r.specs.map((s, i) => ({ ...r.learned.summaries.get(s.name)!, column: r.columns[i].column, type: r.decided.types[i], filled: r.decided.filled.get(s.name) ?? 0 })),
     dropped: r.dropped,
+    cut: r.cut,
     llm: { calls: m.calls, cachedCalls: m.cachedCalls, promptTokens: m.promptTokens, completionTokens: m.completionTokens },
     directTokensEstimate: Math.round(meanDirectPrompt * r.rows * r.specs.length),
     functionEvaluations: r.pass.functionEvaluations,

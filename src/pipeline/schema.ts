@@ -1,6 +1,9 @@
 /**
  * Schema identification (open mode): attributes the model sees in sample passages, merged across names
  * that mean the same, ranked by how many sample documents carry them, and checked for plausible values.
+ * Ties in that count are common (a site's template puts the same fields on every page), so they are broken
+ * by how often the model named the attribute and by how early it names it (models list a page's fields in
+ * reading order: the title before the price), never by the name; what the cap cuts is reported.
  */
 import type { CallContext, LlmProvider } from '../llm/types.js';
 import { listAttributesPrompt, mergeSynonymsPrompt, plausibilityPrompt } from './prompts.js';
@@ -26,6 +29,10 @@ export interface DiscoveredAttribute {
   /** Sample documents whose passages mention it. */
   support: number;
   aliases: string[];
+  /** Times the model named it (or a synonym) over the sample; at least support. */
+  mentions?: number;
+  /** Mean place in the model's lists, 0 = first named, 1 = last (undefined when unknown). */
+  position?: number;
 }
 
 export async function discoverAttributes(
@@ -35,14 +42,16 @@ export async function discoverAttributes(
 ): Promise<DiscoveredAttribute[]> {
   const perDoc = new Map<string, Set<number>>();
   const spellings = new Map<string, Map<string, number>>();
+  const places = new Map<string, number[]>();
   await mapLimit(contexts, 4, async (c) => {
     const r = await llm.complete({ messages: listAttributesPrompt(c.text), role: 'schema', temperature: 0, jsonMode: true, maxTokens: 400 }, call);
     const parsed = parseJsonObject(r.texts[0] ?? '');
     const names = Array.isArray(parsed?.attributes) ? parsed!.attributes : [];
-    for (const raw of names) {
+    for (const [index, raw] of names.entries()) {
       if (typeof raw !== 'string') continue;
       const key = canonicalName(raw);
       if (!key || key.length > 60) continue;
+      if (!perDoc.get(key)?.has(c.docId)) (places.get(key) ?? places.set(key, []).get(key)!).push(names.length > 1 ? index / (names.length - 1) : 0);
       if (!perDoc.has(key)) perDoc.set(key, new Set());
       perDoc.get(key)!.add(c.docId);
       const s = spellings.get(key) ?? new Map<string, number>();
@@ -50,7 +59,17 @@ export async function discoverAttributes(
       spellings.set(key, s);
     }
   });
-  return [...perDoc.entries()].map(([key, docs]) => ({ name: key, support: docs.size, aliases: [...spellings.get(key)!.keys()] }));
+  return [...perDoc.entries()].map(([key, docs]) => ({
+    name: key,
+    support: docs.size,
+    aliases: [...spellings.get(key)!.keys()],
+    mentions: [...spellings.get(key)!.values()].reduce((a, b) => a + b, 0),
+    position: mean(places.get(key) ?? []),
+  }));
+}
+
+function mean(xs: readonly number[]): number | undefined {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
 }
 
 /** Merges groups the model says are synonyms; the best-supported name of a group survives. */
@@ -58,30 +77,53 @@ export async function mergeSynonyms(llm: LlmProvider, found: DiscoveredAttribute
   if (found.length < 2) return found;
   const r = await llm.complete({ messages: mergeSynonymsPrompt(found.map((f) => f.name)), role: 'schema', temperature: 0, jsonMode: true, maxTokens: 400 }, call);
   const groups = parseJsonObject(r.texts[0] ?? '')?.groups;
-  const byName = new Map(found.map((f) => [f.name, { ...f, docs: f.support }]));
+  const byName = new Map(found.map((f) => [f.name, { ...f, aliases: [...f.aliases] }]));
   if (!Array.isArray(groups)) return found;
   for (const g of groups) {
     if (!Array.isArray(g)) continue;
     const members = [...new Set(g.filter((n): n is string => typeof n === 'string').map(canonicalName))].filter((n) => byName.has(n));
     if (members.length < 2) continue;
-    members.sort((a, b) => byName.get(b)!.support - byName.get(a)!.support || a.localeCompare(b));
+    members.sort((a, b) => byTieBreaks(byName.get(a)!, byName.get(b)!));
     const keep = byName.get(members[0])!;
     for (const m of members.slice(1)) {
       const other = byName.get(m)!;
       // Support is the number of documents, so a merged group counts a document once: bounded by the sample.
       keep.support = Math.max(keep.support, other.support);
       keep.aliases.push(m, ...other.aliases);
+      keep.mentions = (keep.mentions ?? keep.support) + (other.mentions ?? other.support);
+      if (other.position !== undefined) keep.position = Math.min(keep.position ?? 1, other.position);
       byName.delete(m);
     }
   }
-  return [...byName.values()].map(({ name, support, aliases }) => ({ name, support, aliases }));
+  return [...byName.values()];
+}
+
+/**
+ * Best first: more sample documents, then more mentions, then named earlier. The name only orders exact
+ * ties of all three, so a result is the same on every run.
+ */
+function byTieBreaks(a: DiscoveredAttribute, b: DiscoveredAttribute): number {
+  return (
+    b.support - a.support ||
+    (b.mentions ?? b.support) - (a.mentions ?? a.support) ||
+    (a.position ?? 1) - (b.position ?? 1) ||
+    a.name.localeCompare(b.name)
+  );
+}
+
+export interface RankedSchema {
+  kept: DiscoveredAttribute[];
+  /** Attributes with enough support that the cap left out, best first: reported with the job's result. */
+  cut: DiscoveredAttribute[];
+}
+
+export function rankSchema(found: DiscoveredAttribute[], max: number, minSupport = 1): RankedSchema {
+  const ranked = found.filter((f) => f.support >= minSupport).sort(byTieBreaks);
+  return { kept: ranked.slice(0, max), cut: ranked.slice(max) };
 }
 
 export function rankAttributes(found: DiscoveredAttribute[], max: number, minSupport = 1): DiscoveredAttribute[] {
-  return [...found]
-    .filter((f) => f.support >= minSupport)
-    .sort((a, b) => b.support - a.support || a.name.localeCompare(b.name))
-    .slice(0, max);
+  return rankSchema(found, max, minSupport).kept;
 }
 
 /** True when the model judges the sample values plausible for the attribute (and there are any). */

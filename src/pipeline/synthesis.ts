@@ -9,6 +9,7 @@ import { parseCode } from './llm-output.js';
 import { attributeQuery, selectContext } from './retrieval.js';
 import type { AttributeSpec, Candidate, PipelineDocument } from './types.js';
 import { mapLimit } from './direct.js';
+import { labelTypicality } from './silver-quality.js';
 
 /** Comments and whitespace do not make a function different. */
 export function normalizeSource(source: string): string {
@@ -52,11 +53,23 @@ export interface SynthesisOptions {
 export async function synthesizeFunctions(
   llm: LlmProvider,
   attribute: AttributeSpec,
-  sample: readonly { doc: PipelineDocument; value: string[] | null }[],
+  sample: readonly { doc: PipelineDocument; value: string[] | null; /** a person gave this label */ given?: boolean }[],
   options: SynthesisOptions,
 ): Promise<Candidate[]> {
-  // Documents with a silver value teach more than ones without.
-  const shown = [...sample].sort((a, b) => Number(b.value !== null) - Number(a.value !== null) || a.doc.id - b.doc.id).slice(0, options.documents);
+  // The value a prompt shows teaches every function written from it. Documents with a value teach more than
+  // ones without; a label a person gave beats a silver one; among silver labels, those shaped like the others
+  // come first, so one odd label (a title given with its format note) is not what the model learns from.
+  const typical = labelTypicality(sample.map((s) => s.value));
+  const rank = new Map(sample.map((s, i) => [s, typical[i]]));
+  const shown = [...sample]
+    .sort(
+      (a, b) =>
+        Number(b.value !== null) - Number(a.value !== null) ||
+        Number(b.given ?? false) - Number(a.given ?? false) ||
+        rank.get(b)! - rank.get(a)! ||
+        a.doc.id - b.doc.id,
+    )
+    .slice(0, options.documents);
   const plan: { variant: (typeof SYNTHESIS_VARIANTS)[number]; item: (typeof shown)[number]; temperature: number }[] = [];
   shown.forEach((item, i) => {
     for (const variant of SYNTHESIS_VARIANTS) plan.push({ variant, item, temperature: options.temperatures[(i + plan.length) % options.temperatures.length] });

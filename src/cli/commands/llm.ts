@@ -51,7 +51,8 @@ export function register(program: Command): void {
         const u = jobLlmUsage(db, jobId);
         const budget = getJobBudget(db, jobId);
         console.log(
-          `job ${jobId}: ${u.calls} calls (${u.cacheHits} cache hits, ${u.errors} errors), ` +
+          `job ${jobId}: ${u.calls} calls (${u.cacheHits} from cache, ${u.failedCalls} failed), ` +
+            `${u.requests} requests sent (${u.errors} failed, retried or not), ` +
             `${u.promptTokens} tokens in, ${u.completionTokens} out, $${u.costUsd.toFixed(4)}`,
         );
         for (const m of u.byModel) console.log(`  ${m.model}: ${m.calls} calls, ${m.totalTokens} tokens, $${m.costUsd.toFixed(4)}`);

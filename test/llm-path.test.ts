@@ -1,0 +1,159 @@
+/**
+ * The LLM path as a real endpoint exercises it (issue 18), through the fake OpenAI server over real HTTP with
+ * the real parser, sandbox, label model and SQLite: schema ranking at the cap, silver labels that are
+ * sometimes wrong, list-shaped values, accounting.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryJobContext, runExtraction } from '../src/pipeline/extract-job.js';
+import { discoverAttributes, mergeSynonyms, rankSchema } from '../src/pipeline/schema.js';
+import { scoreCandidates } from '../src/pipeline/scoring.js';
+import { sampleDocuments } from '../src/pipeline/sampling.js';
+import * as repo from '../src/pipeline/repository.js';
+import { documentSummaries } from '../src/pipeline/repository.js';
+import type { FakeChatRequest } from './fake-openai.js';
+import { attributeOf, fence, itemOf, startHarness, task, type Book, type Harness } from './llm-path-harness.js';
+
+const SOURCES = {
+  titleRight: [
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const f = doc.selectOne('h1 .format');\n  return (f ? h.text.replace(f.text, '') : h.text).trim() || null;\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  if (!h) return null;\n  const drop = h.select('span').map((s) => s.text).join('');\n  const t = drop ? h.text.slice(0, h.text.length - drop.length) : h.text;\n  return t.trim() || null;\n}`,
+    `// the heading without its format note\nfunction extract(text, doc) {\n  const h = doc.textOf('h1');\n  return h ? h.replace(/\\s*\\((Paperback|Hardcover)\\)\\s*$/, '').trim() : null;\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const kids = h.children.map((c) => c.text).join('');\n  return h.text.replace(kids, '').trim() || null;\n}`,
+  ],
+  /** Fits a silver label that wrongly kept the format note. */
+  titleWithFormat: [
+    `function extract(text, doc) {\n  return doc.textOf('h1');\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  return h ? h.text : null;\n}`,
+  ],
+  price: [`function extract(text) {\n  const m = text.match(/Price:\\s*(\\$[0-9.]+)/);\n  return m ? m[1] : null;\n}`],
+  authorList: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? a : null;\n}`],
+  authorJoined: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? a.join('; ') : null;\n}`],
+  authorDuplicated: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? [...a, a[0]] : null;\n}`],
+  genreAll: [`function extract(text, doc) {\n  const g = doc.select('li.genre').map((e) => e.text);\n  return g.length ? g : null;\n}`],
+  genreFirst: [
+    `function extract(text, doc) {\n  return doc.textOf('li.genre');\n}`,
+    `function extract(text, doc) {\n  const g = doc.selectOne('ul.genres li');\n  return g ? g.text : null;\n}`,
+    `function extract(text, doc) {\n  const g = doc.select('.genre');\n  return g.length ? g[0].text : null;\n}`,
+  ],
+};
+
+interface Script {
+  attributes?: string[];
+  /** Items whose direct extraction of title keeps the format note (a wrong silver label). */
+  titleWithFormatFor?: string[];
+  /** Function sources per attribute, cycled over the candidates asked for. */
+  functions?: Record<string, string[]>;
+  /** Or a synthesis answer computed from the request. */
+  write?: (req: FakeChatRequest, candidate: number) => string;
+}
+
+function valueFor(book: Book, attribute: string, script: Script): unknown {
+  switch (attribute) {
+    case 'title':
+      return script.titleWithFormatFor?.includes(book.item) && book.subtitle ? `${book.title}${book.subtitle}` : book.title;
+    case 'author':
+      return book.authors.length === 1 ? book.authors[0] : book.authors;
+    case 'genre':
+      return book.genres.length === 1 ? book.genres[0] : book.genres;
+    case 'price':
+      return book.price;
+    default:
+      return null;
+  }
+}
+
+function scriptModel(h: Harness, script: Script): void {
+  const byItem = new Map(h.books.map((b) => [b.item, b]));
+  h.fake.on((r) => task(r) === 'list-attributes', JSON.stringify({ attributes: script.attributes ?? ['title', 'price'] }));
+  h.fake.on((r) => task(r) === 'merge-synonyms', '{"groups": []}');
+  h.fake.on((r) => task(r) === 'plausibility', '{"plausible": true}');
+  h.fake.on((r) => task(r) === 'extract-value', (r) => {
+    const book = byItem.get(itemOf(r) ?? '');
+    return JSON.stringify({ value: book ? valueFor(book, attributeOf(r), script) : null });
+  });
+  let served = 0;
+  h.fake.on((r) => task(r) === 'write-function', (r, i) => {
+    if (script.write) return script.write(r, i);
+    const list = script.functions?.[attributeOf(r)] ?? [];
+    return list.length ? fence(list[(served++ + i) % list.length]!) : 'I cannot write it.';
+  });
+}
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+describe('open-mode schema ranking at the attribute cap', () => {
+  it('breaks ties by how early the model names an attribute, never by its name, and reports what the cap cut', async () => {
+    h = await startHarness({ books: 10 });
+    // 16 names on every page: alphabetically, title is the last of them.
+    const names = ['title', 'author', 'binding', 'category', 'dimensions', 'edition', 'format', 'genre', 'isbn', 'language', 'pages', 'price', 'publisher', 'rating', 'reviews', 'shipping'];
+    scriptModel(h, { attributes: names });
+    const docs = h.books.map((b, i) => ({ docId: i + 1, text: `Item ${b.item}` }));
+    const found = await mergeSynonyms(h.deps.llm, await discoverAttributes(h.deps.llm, docs));
+    expect(found.every((f) => f.support === 10)).toBe(true);
+    const ranked = rankSchema(found, 15);
+    expect(ranked.kept.map((a) => a.name)).toContain('title');
+    expect(ranked.kept[0]!.name).toBe('title');
+    expect(ranked.cut.map((a) => a.name)).toEqual(['shipping']);
+  });
+
+  it('a job keeps the attribute every page carries and names the cut ones in its result', async () => {
+    h = await startHarness({ books: 12 });
+    scriptModel(h, { attributes: ['title', 'price', 'binding'], functions: { title: SOURCES.titleRight, price: SOURCES.price } });
+    const result = await runExtraction(h.deps, { corpusId: h.corpusId, mode: 'open', maxAttributes: 2, candidates: 4 }, memoryJobContext({ jobId: 1 }));
+    expect(result.attributes.map((a) => a.name)).toEqual(['title', 'price']);
+    expect(result.cut).toEqual(['binding']);
+    expect(result.attributes.find((a) => a.name === 'title')!.filled).toBe(12);
+  });
+});
+
+describe('one wrong silver label', () => {
+  it('with 9 right labels and 1 wrong, ends with the right column at high confidence and reports the overruled label', async () => {
+    // Which documents the sample holds does not depend on where format notes go (pages have equal sizes).
+    const probe = await startHarness({ books: 30, subtitled: () => false });
+    const sampled = sampleDocuments(documentSummaries(probe.db, probe.corpusId), 10, 0).map((id) => probe.books[id - 1]!.item);
+    await probe.close();
+    // One sampled page carries a format note (its silver label keeps it: the wrong label), and so do many
+    // pages outside the sample: a function fitted to that label is wrong on all of them.
+    const odd = sampled[0]!;
+    const subtitled = (i: number) => String(i).padStart(2, '0') === odd || (!sampled.includes(String(i).padStart(2, '0')) && i % 2 === 0);
+    h = await startHarness({ books: 30, subtitled });
+    // A model copies the convention of the value a prompt shows: the odd label teaches functions that keep the note.
+    let served = 0;
+    const write = (r: FakeChatRequest, i: number) => {
+      const teachesNote = /the value is "[^"]*\(Paperback\)"/.test(r.prompt);
+      const list = teachesNote ? SOURCES.titleWithFormat : SOURCES.titleRight;
+      return fence(list[(served++ + i) % list.length]!);
+    };
+    scriptModel(h, { titleWithFormatFor: [odd], write });
+    const result = await runExtraction(h.deps, { corpusId: h.corpusId, mode: 'closed', attributes: [{ name: 'title' }], topK: 3, candidates: 6 }, memoryJobContext({ jobId: 3 }));
+    const rows = h.db.prepare(`SELECT t._document_id AS id, t.title, p.confidence FROM "${result.table}" t JOIN "${result.provenanceTable}" p ON p._document_id = t._document_id`).all() as { id: number; title: string; confidence: number }[];
+    expect(rows).toHaveLength(30);
+    for (const row of rows) {
+      expect(row.title).toBe(h.books[row.id - 1]!.title);
+      expect(row.confidence).toBeGreaterThan(0.9);
+    }
+    const disputes = result.attributes[0]!.labelDisputes ?? [];
+    expect(disputes).toEqual([expect.objectContaining({ documentId: Number(odd) + 1, overruled: true, kind: 'contradicted', consensus: [h.books[Number(odd)]!.title] })]);
+  });
+
+  it('scoring keeps the candidates that miss only the one label they contradict, and overrules it', async () => {
+    h = await startHarness({ books: 10, subtitled: (i) => i === 4 });
+    const docs = repo.loadDocuments(h.db, h.books.map((_, i) => i + 1));
+    const silver: Record<number, string[] | null> = {};
+    h.books.forEach((b, i) => (silver[i + 1] = [b.subtitle ? b.title + b.subtitle : b.title]));
+    // Two functions fit the wrong label; four that return the right form miss it alone. Two may be kept.
+    const candidates = [...SOURCES.titleWithFormat, ...SOURCES.titleRight].map((source, i) => ({ id: `c${i}`, source, origin: 'llm' as const, prompt: '' }));
+    const sandboxDocs = docs.map((d) => ({ id: d.id, text: d.text, html: d.html }));
+    const scored = await scoreCandidates(h.sandbox, candidates, sandboxDocs, silver, 2);
+    expect(scored.kept.every((k) => SOURCES.titleRight.includes(k.source))).toBe(true);
+    expect(scored.disputes).toEqual([expect.objectContaining({ documentId: 5, overruled: true })]);
+    // A label a person gave is never overruled: the candidates that fit it stay on top.
+    const trusted = await scoreCandidates(h.sandbox, candidates, sandboxDocs, silver, 2, { trusted: new Set([5]) });
+    expect(trusted.disputes).toEqual([expect.objectContaining({ documentId: 5, overruled: false })]);
+    expect(trusted.kept.some((k) => SOURCES.titleWithFormat.includes(k.source))).toBe(true);
+  });
+});
