@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
-import { textF1 } from '../weak-supervision/normalize.js';
+import { decodeHTML } from 'entities';
+import { normalizeForComparison, textF1, type RawValue } from '../weak-supervision/normalize.js';
 import { countTokens } from '../llm/tokens.js';
-import { quoteIdent, type MaterialColumn } from './materialize.js';
+import { quoteIdent, typedValue, type MaterialColumn } from './materialize.js';
+import type { AttributeType } from './types.js';
 import { canonicalName } from './schema.js';
 import { directExtractionPrompt } from './prompts.js';
 import { attributeQuery, selectContext } from './retrieval.js';
@@ -27,6 +29,14 @@ function addGold(gold: Gold, attribute: string, key: string, values: string[]): 
   gold.get(attribute)!.set(key, values.map((v) => v.trim()).filter((v) => v !== '' && v !== '<NULL>'));
 }
 
+/**
+ * SWDE gold is copied from the page's markup ("Boston&nbsp;Celtics"), while documents are read as text with
+ * entities decoded: decode the gold the same way, and collapse whitespace as the readable text does.
+ */
+export function decodeGoldValue(value: string): string {
+  return decodeHTML(value).replace(/\s+/g, ' ').trim();
+}
+
 /** SWDE: per attribute a TSV; line 1 vertical/site/attribute, line 2 counts, then: page id, count, values... */
 export function parseSwdeGroundtruth(text: string, gold: Gold = new Map()): Gold {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
@@ -36,7 +46,7 @@ export function parseSwdeGroundtruth(text: string, gold: Gold = new Map()): Gold
   for (const line of lines.slice(2)) {
     if (!line.trim()) continue;
     const [id, count, ...values] = line.split('\t');
-    addGold(gold, attribute, id.trim(), Number(count) === 0 ? [] : values);
+    addGold(gold, attribute, id.trim(), Number(count) === 0 ? [] : values.map((v) => (v === '<NULL>' ? v : decodeGoldValue(v))));
   }
   return gold;
 }
@@ -124,6 +134,41 @@ export function attributesMatch(discovered: string, gold: string): boolean {
   const pa = parts(a);
   const pb = parts(b);
   return pa.length > 0 && pb.length > 0 && (pa.every((p) => pb.includes(p)) || pb.every((p) => pa.includes(p)));
+}
+
+/**
+ * SWDE gold sometimes keeps the page's label ("Height: 6'10'", "Date Posted: 05/20/2011") and a function may
+ * or may not return it: a leading label that names the attribute itself is read off both sides before scoring,
+ * so neither the gold's copying habit nor the function's choice decides the score.
+ */
+export function withoutAttributeLabel(attribute: string, value: string): string {
+  const words = attribute.split(/[\s_-]+/).filter(Boolean).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  if (!words.length) return value;
+  const stripped = value.replace(new RegExp(`^\\s*${words.join('[\\s_-]*')}\\s*[:\uFF1A]\\s*`, 'i'), '');
+  return stripped.trim() ? stripped : value;
+}
+
+function valuesOf(value: RawValue): string[] {
+  if (value === null || value === undefined) return [];
+  if (typeof value === 'string' || typeof value === 'number') return [String(value)];
+  return value.filter((v) => v !== null && v !== undefined).map(String);
+}
+
+/** Text F1 (the paper's metric) on the text a value came from, against the gold, both read the same way. */
+export function scoreSpan(attribute: string, predicted: RawValue, gold: readonly string[]): number {
+  return textF1(
+    valuesOf(predicted).map((v) => withoutAttributeLabel(attribute, v)),
+    gold.map((v) => withoutAttributeLabel(attribute, v)),
+  );
+}
+
+/**
+ * Typed-value accuracy: 1 when the value, typed as the column stores it ("June 2010" -> 2010-06), equals the
+ * gold typed the same way (both empty counts as equal), else 0.
+ */
+export function scoreTyped(attribute: string, predicted: RawValue, gold: readonly string[], type: AttributeType): number {
+  const key = (values: string[]) => normalizeForComparison(values.map((v) => String(typedValue(withoutAttributeLabel(attribute, v).trim(), type))));
+  return key(valuesOf(predicted)) === key([...gold]) ? 1 : 0;
 }
 
 export interface AttributeScore {
