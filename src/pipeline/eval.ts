@@ -15,6 +15,7 @@ import type { AttributeType } from './types.js';
 import { canonicalName } from './schema.js';
 import { directExtractionPrompt } from './prompts.js';
 import { attributeQuery, selectContext } from './retrieval.js';
+import { withoutAttributeLabel } from './induction/labels.js';
 
 /** attribute -> document key -> gold values ([] = the document has no value). */
 export type Gold = Map<string, Map<string, string[]>>;
@@ -136,17 +137,8 @@ export function attributesMatch(discovered: string, gold: string): boolean {
   return pa.length > 0 && pb.length > 0 && (pa.every((p) => pb.includes(p)) || pb.every((p) => pa.includes(p)));
 }
 
-/**
- * SWDE gold sometimes keeps the page's label ("Height: 6'10'", "Date Posted: 05/20/2011") and a function may
- * or may not return it: a leading label that names the attribute itself is read off both sides before scoring,
- * so neither the gold's copying habit nor the function's choice decides the score.
- */
-export function withoutAttributeLabel(attribute: string, value: string): string {
-  const words = attribute.split(/[\s_-]+/).filter(Boolean).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  if (!words.length) return value;
-  const stripped = value.replace(new RegExp(`^\\s*${words.join('[\\s_-]*')}\\s*[:\uFF1A]\\s*`, 'i'), '');
-  return stripped.trim() ? stripped : value;
-}
+/** Scoring reads a leading label naming the attribute ("Height: 6'10'") off both sides, as induction does. */
+export { withoutAttributeLabel } from './induction/labels.js';
 
 function valuesOf(value: RawValue): string[] {
   if (value === null || value === undefined) return [];

@@ -7,6 +7,7 @@
  */
 import { EvaporateError } from '../../errors.js';
 import { emitSource, splitterSource } from './emit.js';
+import { cleanLabels } from './labels.js';
 import { prepareDocument } from './prepare.js';
 import { rankRules, selectRules } from './rank.js';
 import { proposeDomRules } from './dom-paths.js';
@@ -35,7 +36,7 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
   const minScore = options.minScore ?? DEFAULT_MIN_SCORE;
   examples = examples.slice(0, options.maxExamples ?? DEFAULT_MAX_EXAMPLES);
   const docs = examples.map((e) => prepareDocument(e.document));
-  const golds = examples.map((e) => e.values.map((v) => v.trim()).filter(Boolean));
+  const golds = cleanLabels(attribute, examples.map((e) => e.values));
   const multiValued = golds.some((g) => g.length > 1);
   const split = splitterSource(golds.flatMap((g, i) => separatorsBetween(docs[i].lines(), g)));
 

@@ -4,6 +4,7 @@
  * that page's own neighbouring text) scores nothing there. Text F1 is the pipeline's metric (normalize.ts).
  */
 import { normalizeForComparison, textF1 } from '../../weak-supervision/normalize.js';
+import { cleanOutput } from './emit.js';
 import type { PreparedDocument, Rule } from './types.js';
 
 export interface RankedRule {
@@ -30,7 +31,7 @@ export function rankRules(
     for (let j = 0; j < docs.length; j++) {
       let out: string[] | null;
       try {
-        out = rule.apply(docs[j]);
+        out = cleanOutput(rule.apply(docs[j]));
       } catch {
         out = null;
       }
