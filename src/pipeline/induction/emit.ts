@@ -24,6 +24,23 @@ const TRIM_SOURCE = `function trimLabelPunctuation(v) {
   return one(v) || null;
 }`;
 
+/**
+ * Anchors and delimiters match whole words only: "by" must not match inside "Gatsby", nor "Publisher" inside
+ * "Publishers Weekly". A needle that starts (ends) with a letter or digit needs a non-word character before
+ * (after) it.
+ */
+const WORD_SOURCE = `function indexOfWord(hay, needle, from) {
+  const w = /[\\p{L}\\p{N}_]/u;
+  for (let at = hay.indexOf(needle, from || 0); at >= 0; at = hay.indexOf(needle, at + 1)) {
+    if (w.test(needle[0]) && at > 0 && w.test(hay[at - 1])) continue;
+    if (w.test(needle[needle.length - 1]) && w.test(hay[at + needle.length] || '')) continue;
+    return at;
+  }
+  return -1;
+}`;
+
+export const indexOfWord = new Function(`${WORD_SOURCE}\nreturn indexOfWord;`)() as (hay: string, needle: string, from?: number) => number;
+
 // The in-process twin of TRIM_SOURCE, built from the same text so the two cannot drift apart.
 const trimLabelPunctuation = new Function(`${TRIM_SOURCE}\nreturn trimLabelPunctuation;`)() as (v: unknown) => string | string[] | null;
 
@@ -39,7 +56,7 @@ export function emitSource(rule: Rule, provenance: string): string {
     .split('\n')
     .map((line) => (line ? '    ' + line : line))
     .join('\n');
-  return `/**\n * ${commentLine(rule.description)}\n * ${commentLine(provenance)}\n */\nfunction extract(text, doc) {\n  return trimLabelPunctuation((() => {\n${body}\n  })());\n}\n\n${TRIM_SOURCE}\n`;
+  return `/**\n * ${commentLine(rule.description)}\n * ${commentLine(provenance)}\n */\nfunction extract(text, doc) {\n  return trimLabelPunctuation((() => {\n${body}\n  })());\n}\n\n${TRIM_SOURCE}\n\n${WORD_SOURCE}\n`;
 }
 
 /** A regular expression literal's source for a literal string. */
