@@ -11,6 +11,7 @@ import { cleanLabels } from './labels.js';
 import { prepareDocument } from './prepare.js';
 import { rankRules, selectRules } from './rank.js';
 import { proposeDomRules } from './dom-paths.js';
+import { proposePartialText } from './partial-text.js';
 import { labelsNear, proposeTextAnchors, separatorsBetween } from './text-anchors.js';
 import { proposeValueShapes } from './value-shapes.js';
 import type { InducedCandidate, InductionOptions, LabelledExample, Rule } from './types.js';
@@ -47,6 +48,7 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
       ...proposeTextAnchors(docs[i], values, split, multiValued),
       ...proposeValueShapes(docs[i], values),
       ...proposeDomRules(docs[i], values, labelsNear(docs[i], values), multiValued),
+      ...proposePartialText(docs[i], values),
     ];
     for (const rule of rules) {
       const entry = proposals.get(rule.key) ?? { rule, proposedBy: new Set<number>() };

@@ -115,7 +115,7 @@ export class TextAnchorRule implements Rule {
 }
 
 /** Delimiters that could end the value inside its line, read from what follows it. */
-function stopsAfter(suffix: string): (string | null)[] {
+export function stopsAfter(suffix: string): (string | null)[] {
   if (!suffix.trim()) return [null];
   const stops = new Set<string>();
   const punct = /^\s*[^\s\w]+/.exec(suffix);
