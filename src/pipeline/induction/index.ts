@@ -57,7 +57,8 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
     }
   });
 
-  const picked = selectRules(rankRules(proposals, docs, golds), maxCandidates, minScore);
+  const unlabelled = (options.unlabelled ?? []).map(prepareDocument);
+  const picked = selectRules(rankRules(proposals, docs, golds, unlabelled), maxCandidates, minScore, unlabelled.length > 0);
   const candidates = picked.map(({ rule, looScore, fitScore }) => ({
     source: emitSource(rule, `Learned for "${attribute}" from ${examples.length} labelled documents; leave-one-out F1 ${looScore.toFixed(2)}.`),
     origin: 'induction' as const,
