@@ -7,12 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
-import { textF1 } from '../weak-supervision/normalize.js';
+import { decodeHTML } from 'entities';
+import { normalizeForComparison, textF1, type RawValue } from '../weak-supervision/normalize.js';
 import { countTokens } from '../llm/tokens.js';
-import { quoteIdent, type MaterialColumn } from './materialize.js';
+import { quoteIdent, typedValue, type MaterialColumn } from './materialize.js';
+import type { AttributeType } from './types.js';
 import { canonicalName } from './schema.js';
 import { directExtractionPrompt } from './prompts.js';
 import { attributeQuery, selectContext } from './retrieval.js';
+import { withoutAttributeLabel } from './induction/labels.js';
 
 /** attribute -> document key -> gold values ([] = the document has no value). */
 export type Gold = Map<string, Map<string, string[]>>;
@@ -27,6 +30,14 @@ function addGold(gold: Gold, attribute: string, key: string, values: string[]): 
   gold.get(attribute)!.set(key, values.map((v) => v.trim()).filter((v) => v !== '' && v !== '<NULL>'));
 }
 
+/**
+ * SWDE gold is copied from the page's markup ("Boston&nbsp;Celtics"), while documents are read as text with
+ * entities decoded: decode the gold the same way, and collapse whitespace as the readable text does.
+ */
+export function decodeGoldValue(value: string): string {
+  return decodeHTML(value).replace(/\s+/g, ' ').trim();
+}
+
 /** SWDE: per attribute a TSV; line 1 vertical/site/attribute, line 2 counts, then: page id, count, values... */
 export function parseSwdeGroundtruth(text: string, gold: Gold = new Map()): Gold {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
@@ -36,7 +47,7 @@ export function parseSwdeGroundtruth(text: string, gold: Gold = new Map()): Gold
   for (const line of lines.slice(2)) {
     if (!line.trim()) continue;
     const [id, count, ...values] = line.split('\t');
-    addGold(gold, attribute, id.trim(), Number(count) === 0 ? [] : values);
+    addGold(gold, attribute, id.trim(), Number(count) === 0 ? [] : values.map((v) => (v === '<NULL>' ? v : decodeGoldValue(v))));
   }
   return gold;
 }
@@ -126,48 +137,109 @@ export function attributesMatch(discovered: string, gold: string): boolean {
   return pa.length > 0 && pb.length > 0 && (pa.every((p) => pb.includes(p)) || pb.every((p) => pa.includes(p)));
 }
 
+/** Scoring reads a leading label naming the attribute ("Height: 6'10'") off both sides, as induction does. */
+export { withoutAttributeLabel } from './induction/labels.js';
+
+function valuesOf(value: RawValue): string[] {
+  if (value === null || value === undefined) return [];
+  if (typeof value === 'string' || typeof value === 'number') return [String(value)];
+  return value.filter((v) => v !== null && v !== undefined).map(String);
+}
+
+/** Text F1 (the paper's metric) on the text a value came from, against the gold, both read the same way. */
+export function scoreSpan(attribute: string, predicted: RawValue, gold: readonly string[]): number {
+  return textF1(
+    valuesOf(predicted).map((v) => withoutAttributeLabel(attribute, v)),
+    gold.map((v) => withoutAttributeLabel(attribute, v)),
+  );
+}
+
+/**
+ * Typed-value accuracy: 1 when the value, typed as the column stores it ("June 2010" -> 2010-06), equals the
+ * gold typed the same way (both empty counts as equal), else 0.
+ */
+export function scoreTyped(attribute: string, predicted: RawValue, gold: readonly string[], type: AttributeType): number {
+  const key = (values: string[]) => normalizeForComparison(values.map((v) => String(typedValue(withoutAttributeLabel(attribute, v).trim(), type))));
+  return key(valuesOf(predicted)) === key([...gold]) ? 1 : 0;
+}
+
 export interface AttributeScore {
   gold: string;
   column: string | null;
+  /** Span text F1 (the paper's metric) on the documents nobody labelled for this attribute. */
   f1: number;
+  /** Share of those documents whose typed cell equals the gold typed the same way. */
+  typedAccuracy: number;
   documents: number;
+  /** The documents labelled for this attribute, scored apart: induction learned from them, so they are not evidence. */
+  labelled: { f1: number; typedAccuracy: number; documents: number };
 }
 
 export interface EvalReport {
   attributes: AttributeScore[];
   meanF1: number;
+  meanTypedAccuracy: number;
   schema: { discovered: string[]; gold: string[]; precision: number; recall: number };
 }
 
+function labelledKeys(db: Db, corpusId: number): Map<string, Set<string>> {
+  const rows = db
+    .prepare('SELECT DISTINCT l.attribute AS attribute, d.filename AS filename FROM labels l JOIN documents d ON d.id = l.document_id WHERE l.corpus_id = ?')
+    .all(corpusId) as { attribute: string; filename: string }[];
+  const out = new Map<string, Set<string>>();
+  for (const r of rows) {
+    if (!out.has(r.attribute)) out.set(r.attribute, new Set());
+    out.get(r.attribute)!.add(documentKey(r.filename));
+  }
+  return out;
+}
+
 export function evaluateTable(db: Db, corpusId: number, gold: Gold): EvalReport {
-  const reg = db.prepare('SELECT table_name, columns FROM result_tables WHERE corpus_id = ?').get(corpusId) as { table_name: string; columns: string } | undefined;
+  const reg = db.prepare('SELECT table_name, provenance_table, columns FROM result_tables WHERE corpus_id = ?').get(corpusId) as
+    | { table_name: string; provenance_table: string; columns: string }
+    | undefined;
   if (!reg) throw new EvaporateError('no_result_table', `Corpus ${corpusId} has no extracted table yet; run an extraction first.`, 409);
   const columns = JSON.parse(reg.columns) as MaterialColumn[];
   const rows = db
     .prepare(`SELECT d.filename AS filename, t.* FROM ${quoteIdent(reg.table_name)} t JOIN documents d ON d.id = t._document_id`)
     .all() as Record<string, unknown>[];
+  // The text each cell came from, before typing: what span F1 compares (a date typed 2010-06 came from "June 2010").
+  const spanText = new Map<string, string>();
+  for (const p of db.prepare(`SELECT _document_id AS id, attribute, value FROM ${quoteIdent(reg.provenance_table)}`).all() as { id: number; attribute: string; value: string | null }[]) {
+    if (p.value !== null) spanText.set(`${p.id}\u0000${p.attribute}`, p.value);
+  }
+  const labelled = labelledKeys(db, corpusId);
   const goldNames = [...gold.keys()];
   const used = new Set<string>();
   const attributes = goldNames.map((g) => {
     const col = columns.find((c) => c.name === g && !used.has(c.column)) ?? columns.find((c) => !used.has(c.column) && attributesMatch(c.name, g));
     if (col) used.add(col.column);
     const values = gold.get(g)!;
-    let sum = 0;
-    let n = 0;
+    const learnedFrom = labelled.get(col?.name ?? g) ?? labelled.get(g) ?? new Set<string>();
+    const acc = { scored: { f1: 0, typed: 0, n: 0 }, labelled: { f1: 0, typed: 0, n: 0 } };
     for (const r of rows) {
-      const expected = values.get(documentKey(String(r.filename)));
+      const key = documentKey(String(r.filename));
+      const expected = values.get(key);
       if (expected === undefined) continue;
-      const got = col && r[col.column] !== null && r[col.column] !== undefined ? String(r[col.column]).split('; ') : [];
-      sum += textF1(got, expected);
-      n++;
+      const cell = col ? r[col.column] : null;
+      const source = col ? spanText.get(`${r._document_id}\u0000${col.column}`) : undefined;
+      const got = source !== undefined ? source.split('; ') : cell !== null && cell !== undefined ? String(cell).split('; ') : [];
+      const typedGot = cell !== null && cell !== undefined ? String(cell).split('; ') : [];
+      const bucket = learnedFrom.has(key) ? acc.labelled : acc.scored;
+      bucket.f1 += scoreSpan(g, got, expected);
+      bucket.typed += typedMatches(g, typedGot, expected, col?.type ?? 'text') ? 1 : 0;
+      bucket.n++;
     }
-    return { gold: g, column: col?.column ?? null, f1: n ? sum / n : 0, documents: n };
+    const mean = (b: { f1: number; typed: number; n: number }) => ({ f1: b.n ? b.f1 / b.n : 0, typedAccuracy: b.n ? b.typed / b.n : 0, documents: b.n });
+    return { gold: g, column: col?.column ?? null, ...mean(acc.scored), labelled: mean(acc.labelled) };
   });
   const matchedDiscovered = columns.filter((c) => goldNames.some((g) => attributesMatch(c.name, g))).length;
   const matchedGold = goldNames.filter((g) => columns.some((c) => attributesMatch(c.name, g))).length;
+  const avg = (f: (a: AttributeScore) => number) => (attributes.length ? attributes.reduce((s, a) => s + f(a), 0) / attributes.length : 0);
   return {
     attributes,
-    meanF1: attributes.length ? attributes.reduce((s, a) => s + a.f1, 0) / attributes.length : 0,
+    meanF1: avg((a) => a.f1),
+    meanTypedAccuracy: avg((a) => a.typedAccuracy),
     schema: {
       discovered: columns.map((c) => c.name),
       gold: goldNames,
@@ -175,6 +247,12 @@ export function evaluateTable(db: Db, corpusId: number, gold: Gold): EvalReport 
       recall: goldNames.length ? matchedGold / goldNames.length : 0,
     },
   };
+}
+
+/** A stored cell (already typed) against gold typed the way the column types: equal comparison keys. */
+function typedMatches(attribute: string, stored: string[], gold: readonly string[], type: AttributeType): boolean {
+  const goldKey = normalizeForComparison(gold.map((v) => String(typedValue(withoutAttributeLabel(attribute, v).trim(), type))));
+  return normalizeForComparison(stored.map((v) => withoutAttributeLabel(attribute, v))) === goldKey;
 }
 
 /**

@@ -60,8 +60,11 @@ export function register(program: Command): void {
             console.log(JSON.stringify(out, null, 2));
             return;
           }
-          printRows(report.attributes.map((a) => ({ ...a, f1: a.f1.toFixed(3) })), ['gold', 'column', 'f1', 'documents']);
-          console.log(`mean text F1: ${report.meanF1.toFixed(3)}`);
+          printRows(
+            report.attributes.map((a) => ({ ...a, f1: a.f1.toFixed(3), typed: a.typedAccuracy.toFixed(3), labelled: a.labelled.documents ? `${a.labelled.documents} (F1 ${a.labelled.f1.toFixed(3)})` : '0' })),
+            ['gold', 'column', 'f1', 'typed', 'documents', 'labelled'],
+          );
+          console.log(`mean text F1: ${report.meanF1.toFixed(3)} (on the text each value came from), typed-value accuracy ${report.meanTypedAccuracy.toFixed(3)} (documents labelled for an attribute are scored apart)`);
           console.log(`schema: precision ${report.schema.precision.toFixed(2)}, recall ${report.schema.recall.toFixed(2)} (discovered: ${report.schema.discovered.join(', ')})`);
           const used = llm ? `${llm.calls} LLM calls (${llm.cacheHits} from cache), ${llm.totalTokens} tokens, $${llm.costUsd.toFixed(4)}` : 'no extraction run';
           const ratio = llm && llm.promptTokens > 0 ? ` (${(direct.tokens / llm.promptTokens).toFixed(1)}x the prompt tokens used)` : '';

@@ -30,7 +30,8 @@ export function inducedForPipeline(input: InductionInput, options: { maxCandidat
   }
   // Nothing can be learned, or checked leave-one-out, from fewer than two documents that carry a value.
   if ([...examples.values()].filter((e) => e.values.length).length < 2) return [];
-  const { candidates } = induceCandidates(input.attribute.name, [...examples.values()], options);
+  const unlabelled = input.sample.filter((d) => !examples.has(d.id)).map((d) => ({ id: d.id, text: d.text, html: d.html }));
+  const { candidates } = induceCandidates(input.attribute.name, [...examples.values()], { ...options, unlabelled });
   return candidates.map((c) => ({
     id: 'induction:' + crypto.createHash('sha256').update(c.source).digest('hex').slice(0, 16),
     source: c.source,

@@ -111,7 +111,7 @@ function linkPatterns(el: DocNode): string[] {
     .map((k) => `a[href*=${JSON.stringify(k + '=')}]`);
 }
 
-function paths(el: DocNode): string[] {
+export function paths(el: DocNode): string[] {
   const own = describe(el, true);
   const out = new Set<string>([...own, ...linkPatterns(el)]);
   let anc = el.parent;

@@ -7,9 +7,11 @@
  */
 import { EvaporateError } from '../../errors.js';
 import { emitSource, splitterSource } from './emit.js';
+import { cleanLabels } from './labels.js';
 import { prepareDocument } from './prepare.js';
 import { rankRules, selectRules } from './rank.js';
 import { proposeDomRules } from './dom-paths.js';
+import { proposePartialText } from './partial-text.js';
 import { labelsNear, proposeTextAnchors, separatorsBetween } from './text-anchors.js';
 import { proposeValueShapes } from './value-shapes.js';
 import type { InducedCandidate, InductionOptions, LabelledExample, Rule } from './types.js';
@@ -35,7 +37,7 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
   const minScore = options.minScore ?? DEFAULT_MIN_SCORE;
   examples = examples.slice(0, options.maxExamples ?? DEFAULT_MAX_EXAMPLES);
   const docs = examples.map((e) => prepareDocument(e.document));
-  const golds = examples.map((e) => e.values.map((v) => v.trim()).filter(Boolean));
+  const golds = cleanLabels(attribute, examples.map((e) => e.values));
   const multiValued = golds.some((g) => g.length > 1);
   const split = splitterSource(golds.flatMap((g, i) => separatorsBetween(docs[i].lines(), g)));
 
@@ -46,6 +48,7 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
       ...proposeTextAnchors(docs[i], values, split, multiValued),
       ...proposeValueShapes(docs[i], values),
       ...proposeDomRules(docs[i], values, labelsNear(docs[i], values), multiValued),
+      ...proposePartialText(docs[i], values),
     ];
     for (const rule of rules) {
       const entry = proposals.get(rule.key) ?? { rule, proposedBy: new Set<number>() };
@@ -54,7 +57,8 @@ export function induceCandidates(attribute: string, examples: LabelledExample[],
     }
   });
 
-  const picked = selectRules(rankRules(proposals, docs, golds), maxCandidates, minScore);
+  const unlabelled = (options.unlabelled ?? []).map(prepareDocument);
+  const picked = selectRules(rankRules(proposals, docs, golds, unlabelled), maxCandidates, minScore, unlabelled.length > 0);
   const candidates = picked.map(({ rule, looScore, fitScore }) => ({
     source: emitSource(rule, `Learned for "${attribute}" from ${examples.length} labelled documents; leave-one-out F1 ${looScore.toFixed(2)}.`),
     origin: 'induction' as const,

@@ -12,15 +12,21 @@ export interface LineOccurrence {
 
 const MAX_OCCURRENCES = 25;
 
+const WORD = /[\p{L}\p{N}_]/u;
+
+/** A value is found as whole words: "Pot" is not in "Potter", "2008" not in "120083". */
 function patternFor(value: string): string | null {
   const tokens = value.trim().split(/\s+/).filter(Boolean);
-  return tokens.length ? tokens.map(escapeRegExp).join('\\s+') : null;
+  if (!tokens.length) return null;
+  const body = tokens.map(escapeRegExp).join('\\s+');
+  const v = tokens.join(' ');
+  return `${WORD.test(v[0]) ? '(?<![\\p{L}\\p{N}_])' : ''}${body}${WORD.test(v[v.length - 1]) ? '(?![\\p{L}\\p{N}_])' : ''}`;
 }
 
 export function findInLines(lines: string[], value: string): LineOccurrence[] {
   const pattern = patternFor(value);
   if (!pattern) return [];
-  for (const flags of ['g', 'gi']) {
+  for (const flags of ['gu', 'giu']) {
     const re = new RegExp(pattern, flags);
     const found: LineOccurrence[] = [];
     const probe = value.trim().split(/\s+/)[0].toLowerCase();

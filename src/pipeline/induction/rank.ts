@@ -4,6 +4,7 @@
  * that page's own neighbouring text) scores nothing there. Text F1 is the pipeline's metric (normalize.ts).
  */
 import { normalizeForComparison, textF1 } from '../../weak-supervision/normalize.js';
+import { cleanOutput } from './emit.js';
 import type { PreparedDocument, Rule } from './types.js';
 
 export interface RankedRule {
@@ -12,7 +13,9 @@ export interface RankedRule {
   /** Leave-one-out share of documents where the output is exactly the label set (same comparison key). */
   looExact: number;
   fitScore: number;
-  /** Normalized outputs on the labelled documents, used to drop rules that behave identically there. */
+  /** How many labelled documents proposed the rule on their own: found independently on more pages, it generalizes. */
+  support: number;
+  /** Normalized outputs on the labelled documents (and any unlabelled ones given), used to drop rules that behave identically. */
   signature: string;
 }
 
@@ -20,6 +23,7 @@ export function rankRules(
   proposals: Map<string, { rule: Rule; proposedBy: Set<number> }>,
   docs: PreparedDocument[],
   golds: string[][],
+  unlabelled: PreparedDocument[] = [],
 ): RankedRule[] {
   const ranked: RankedRule[] = [];
   for (const { rule, proposedBy } of proposals.values()) {
@@ -30,7 +34,7 @@ export function rankRules(
     for (let j = 0; j < docs.length; j++) {
       let out: string[] | null;
       try {
-        out = rule.apply(docs[j]);
+        out = cleanOutput(rule.apply(docs[j]));
       } catch {
         out = null;
       }
@@ -46,22 +50,49 @@ export function rankRules(
       }
     }
     const n = Math.max(1, docs.length);
-    ranked.push({ rule, looScore: loo / n, looExact: exact / n, fitScore: fit / n, signature: JSON.stringify(outputs) });
+    ranked.push({ rule, looScore: loo / n, looExact: exact / n, fitScore: fit / n, support: proposedBy.size, signature: JSON.stringify(outputs) });
   }
-  ranked.sort((a, b) => b.looScore - a.looScore || b.looExact - a.looExact || b.fitScore - a.fitScore || a.rule.complexity - b.rule.complexity || (a.rule.key < b.rule.key ? -1 : 1));
+  ranked.sort(
+    (a, b) =>
+      b.looScore - a.looScore ||
+      b.looExact - a.looExact ||
+      b.fitScore - a.fitScore ||
+      b.support - a.support ||
+      a.rule.complexity - b.rule.complexity ||
+      (a.rule.key < b.rule.key ? -1 : 1),
+  );
+  // Outputs on documents nobody labelled tell apart rules that agree on every label; only the leaders need them.
+  if (unlabelled.length) {
+    for (const r of ranked.slice(0, SIGNATURE_DEPTH)) {
+      const more = unlabelled.map((d) => {
+        try {
+          return normalizeForComparison(cleanOutput(r.rule.apply(d)));
+        } catch {
+          return null;
+        }
+      });
+      r.signature = JSON.stringify([JSON.parse(r.signature), more]);
+    }
+  }
   return ranked;
 }
 
+/** Rules looked at on the unlabelled documents, best first; more than enough for any top-k kept. */
+const SIGNATURE_DEPTH = 200;
+
 /**
- * Best first, one rule per distinct behaviour on the labelled documents and generator: rules of different
- * kinds that agree on the labels can still disagree on unseen pages, which is what the label model needs.
+ * Best first, one rule per distinct behaviour. With unlabelled documents seen, rules that return the same values
+ * on all of them and on the labels are one vote, whatever generator wrote them, so near-copies cannot outvote
+ * one right rule in the label model, while rules that agree on the labels but differ elsewhere are all kept.
+ * With the labels alone, that difference cannot be seen: one rule per behaviour and generator, since rules of
+ * different kinds that agree on the labels can still disagree on unseen pages.
  */
-export function selectRules(ranked: RankedRule[], maxCandidates: number, minScore: number): RankedRule[] {
+export function selectRules(ranked: RankedRule[], maxCandidates: number, minScore: number, sawUnlabelled = false): RankedRule[] {
   const seen = new Set<string>();
   const picked: RankedRule[] = [];
   for (const r of ranked) {
     if (picked.length >= maxCandidates || r.looScore < minScore) break;
-    const key = `${r.rule.generator}\u0000${r.signature}`;
+    const key = sawUnlabelled ? r.signature : `${r.rule.generator}\u0000${r.signature}`;
     if (seen.has(key)) continue;
     seen.add(key);
     picked.push(r);

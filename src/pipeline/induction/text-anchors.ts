@@ -3,7 +3,7 @@
  * line", "the line after the line that says 'Publisher'", optionally cut at a delimiter (" / ") and split
  * into several values on the separators the labels showed (", ").
  */
-import { escapeRegExp, lit } from './emit.js';
+import { escapeRegExp, indexOfWord, lit } from './emit.js';
 import { findInLines } from './occurrences.js';
 import type { PreparedDocument, Rule } from './types.js';
 
@@ -58,13 +58,12 @@ export class TextAnchorRule implements Rule {
     for (let i = 0; i < lines.length; i++) {
       let raw: string;
       if (p.mode === 'line-head') {
-        if (!lines[i].includes(p.stop!)) continue;
+        if (indexOfWord(lines[i], p.stop!) < 0) continue;
         raw = lines[i];
       } else if (p.mode === 'same-line') {
         const line = lines[i];
-        if (p.atLineStart && !line.trimStart().startsWith(p.anchor)) continue;
-        const at = line.indexOf(p.anchor);
-        if (at < 0) continue;
+        const at = indexOfWord(line, p.anchor);
+        if (at < 0 || (p.atLineStart && line.slice(0, at).trim())) continue;
         raw = line.slice(at + p.anchor.length);
       } else {
         if (lines[i].trim() !== p.anchor) continue;
@@ -74,7 +73,7 @@ export class TextAnchorRule implements Rule {
         raw = lines[j];
       }
       if (p.stop !== null) {
-        const cut = raw.indexOf(p.stop);
+        const cut = indexOfWord(raw, p.stop);
         if (cut >= 0) raw = raw.slice(0, cut);
       }
       const value = raw.trim();
@@ -92,11 +91,11 @@ export class TextAnchorRule implements Rule {
     if (p.pick === 'all') out.push('const found = [];');
     out.push('for (let i = 0; i < lines.length; i++) {');
     if (p.mode === 'line-head') {
-      out.push(`  if (!lines[i].includes(${lit(p.stop)})) continue;`, '  let raw = lines[i];');
+      out.push(`  if (indexOfWord(lines[i], ${lit(p.stop)}) < 0) continue;`, '  let raw = lines[i];');
     } else if (p.mode === 'same-line') {
-      out.push('  const line = lines[i];');
-      if (p.atLineStart) out.push('  if (!line.trimStart().startsWith(anchor)) continue;');
-      out.push('  const at = line.indexOf(anchor);', '  if (at < 0) continue;', '  let raw = line.slice(at + anchor.length);');
+      out.push('  const line = lines[i];', '  const at = indexOfWord(line, anchor);');
+      out.push(p.atLineStart ? '  if (at < 0 || line.slice(0, at).trim()) continue;' : '  if (at < 0) continue;');
+      out.push('  let raw = line.slice(at + anchor.length);');
     } else {
       out.push(
         '  if (lines[i].trim() !== anchor) continue;',
@@ -106,7 +105,7 @@ export class TextAnchorRule implements Rule {
         '  let raw = lines[j];',
       );
     }
-    if (p.stop !== null) out.push(`  const cut = raw.indexOf(${lit(p.stop)});`, '  if (cut >= 0) raw = raw.slice(0, cut);');
+    if (p.stop !== null) out.push(`  const cut = indexOfWord(raw, ${lit(p.stop)});`, '  if (cut >= 0) raw = raw.slice(0, cut);');
     out.push('  const value = raw.trim();', '  if (!value) continue;');
     const values = p.split ? `value.split(/${p.split}/).map((s) => s.trim()).filter(Boolean)` : '[value]';
     if (p.pick === 'first') out.push(`  return ${p.split ? values : 'value'};`, '}', 'return null;');
@@ -116,7 +115,7 @@ export class TextAnchorRule implements Rule {
 }
 
 /** Delimiters that could end the value inside its line, read from what follows it. */
-function stopsAfter(suffix: string): (string | null)[] {
+export function stopsAfter(suffix: string): (string | null)[] {
   if (!suffix.trim()) return [null];
   const stops = new Set<string>();
   const punct = /^\s*[^\s\w]+/.exec(suffix);

@@ -58,4 +58,6 @@ export interface InductionOptions {
   minScore?: number;
   /** Learn from at most this many labelled documents (the first ones given). */
   maxExamples?: number;
+  /** Documents without labels (the rest of the sample): rules that agree on every label but not on these are kept apart. */
+  unlabelled?: SandboxDocument[];
 }

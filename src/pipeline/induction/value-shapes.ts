@@ -21,7 +21,7 @@ const KNOWN_SHAPES: [RegExp, string, string][] = [
   [/^[$€£]\s?\d[\d,]*(?:\.\d{2})?$/, '[$€£]\\s?\\d[\\d,]*(?:\\.\\d{2})?', 'a price'],
 ];
 
-/** Known shapes first; otherwise digit runs and letter runs, so "Vol. 12" generalizes to "Vol. \d{1,3}". */
+/** Known shapes first; otherwise digit runs and letter runs of any length (6'9' and 6'10' share one shape), so "Vol. 12" generalizes to "Vol. \d+". */
 export function shapesOf(value: string): { pattern: string; name: string }[] {
   const v = value.trim();
   const out = KNOWN_SHAPES.filter(([re]) => re.test(v)).map(([, pattern, name]) => ({ pattern, name }));
@@ -29,7 +29,7 @@ export function shapesOf(value: string): { pattern: string; name: string }[] {
   const generic = v
     .split(/(\d+|[A-Za-z]+|\s+)/)
     .filter(Boolean)
-    .map((part) => (/^\d+$/.test(part) ? `\\d{${part.length}}` : /^\s+$/.test(part) ? '\\s+' : /^[A-Za-z]+$/.test(part) ? '[A-Za-z]+' : escapeRegExp(part)))
+    .map((part) => (/^\d+$/.test(part) ? '\\d+' : /^\s+$/.test(part) ? '\\s+' : /^[A-Za-z]+$/.test(part) ? '[A-Za-z]+' : escapeRegExp(part)))
     .join('');
   if (!out.some((s) => s.pattern === generic)) out.push({ pattern: generic, name: `the shape /${generic}/` });
   return out;
@@ -51,7 +51,8 @@ export class ValueShapeRule implements Rule {
   }
 
   private source(): string {
-    const prefix = this.anchor ? `${escapeRegExp(this.anchor)}[ \\t]*` : '(?<![\\w-])';
+    // An anchor that starts with a letter must start a word ("Weight:", not "Bodyweight:").
+    const prefix = this.anchor ? `${/^\w/.test(this.anchor) ? '(?<!\\w)' : ''}${escapeRegExp(this.anchor)}[ \\t]*` : '(?<![\\w-])';
     return `${prefix}(${this.shape.pattern})(?![\\w-])`;
   }
 
