@@ -10,6 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildConsole, launchBrowser, root, startService, type Service } from './console-helpers.js';
 
+// The callbacks passed to page.evaluate run in the browser; the project compiles without the DOM library,
+// so the few browser names they use are declared here, for this file only.
+declare const document: any, window: any, DataTransfer: any, File: any, NodeFilter: any, MutationObserver: any, getComputedStyle: any;
+type HTMLElement = any;
+type HTMLCanvasElement = any;
+
 const books = path.join(root, 'fixtures', 'console', 'books');
 const gold = JSON.parse(fs.readFileSync(path.join(books, 'gold.json'), 'utf8')) as Record<string, Record<string, string>>;
 const pages = ['0000.htm', '0001.htm', '0002.htm', '0003.htm', '0004.htm', '0005.htm'];
