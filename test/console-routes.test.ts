@@ -42,7 +42,7 @@ function seed(db: Db): { docs: number[]; fn: number } {
   const corpusId = Number(db.prepare("INSERT INTO corpora (name) VALUES ('books')").run().lastInsertRowid);
   const texts = ['Title: Zebra Tales ISBN 9781111111111', 'Title: Apple Pie', 'Title: Mango ISBN 9782222222222', 'Title: Kiwi'];
   const docs = texts.map((text, i) =>
-    insertDocument(db, { corpusId, filename: `p${i}.html`, contentHash: `h${i}`, kind: 'html', raw: Buffer.from(text), text, structure: null, chunks: [] }),
+    insertDocument(db, { corpusId, filename: `p${i}.html`, contentHash: `h${i}`, kind: 'html', raw: Buffer.from(text), text, structure: {}, chunks: [] }),
   );
   const attr = (name: string) => Number(db.prepare("INSERT INTO attributes (corpus_id, name, origin) VALUES (?, ?, 'user')").run(corpusId, name).lastInsertRowid);
   const [title, isbn, pages] = [attr('title'), attr('isbn_13'), attr('pages')];
