@@ -25,8 +25,11 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
         .then(setCell)
         .catch((e) => setError(e.message));
   }, [corpus, id, column]);
+  // Scroll the text box (not the page) to the evidence.
   useEffect(() => {
-    textRef.current?.querySelector('mark')?.scrollIntoView({ block: 'center' });
+    const pre = textRef.current;
+    const mark = pre?.querySelector('mark.evidence');
+    if (pre && mark) pre.scrollTop += mark.getBoundingClientRect().top - pre.getBoundingClientRect().top - pre.clientHeight / 3;
   }, [doc, cell]);
   if (error) return <p class="error">{error}</p>;
   if (!doc) return <p>Loading…</p>;
@@ -83,6 +86,7 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
         <aside>
           {cell && <CellPanel cell={cell} />}
           <LabelPanel
+            key={corpus}
             corpus={corpus}
             documentId={doc.id}
             selectedText={selection ? text.slice(selection[0], selection[1]) : ''}
@@ -105,7 +109,9 @@ function CellPanel({ cell }: { cell: any }) {
         origin {cell.origin ?? '–'}, confidence {cell.confidence === null ? '–' : cell.confidence.toFixed(3)}
         {cell.span ? `, characters ${cell.span[0]}–${cell.span[1]}` : ', no evidence span found in the text'}
       </p>
-      <h4>{cell.functions.length} agreeing functions</h4>
+      <h4>
+        {cell.functions.length} agreeing function{cell.functions.length === 1 ? '' : 's'}
+      </h4>
       {cell.functions.map((f: any) => (
         <details key={f.id} class="fn">
           <summary>
@@ -123,6 +129,10 @@ function LabelPanel(props: { corpus: string; documentId: number; selectedText: s
   const { corpus, documentId, selectedText } = props;
   const c = encodeURIComponent(corpus);
   const [attribute, setAttribute] = useState(props.defaultAttribute ?? '');
+  // Opening another cell's document names that cell's attribute; moving between documents keeps the one typed.
+  useEffect(() => {
+    if (props.defaultAttribute) setAttribute(props.defaultAttribute);
+  }, [props.defaultAttribute]);
   const [labels, setLabels] = useState<any[]>([]);
   const [job, setJob] = useState<any>(null);
   const [column, setColumn] = useState<any[] | null>(null);
