@@ -27,9 +27,41 @@ function sourceHash() {
   return hash.digest('hex');
 }
 
+const lockFile = path.join(webDir, '.build.lock');
+const LOCK_STALE_MS = 120_000;
+
+/** Test files run in parallel processes: one builds, the others wait for it and then find the build current. */
+async function withLock(fn) {
+  for (;;) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      const age = Date.now() - fs.statSync(lockFile, { throwIfNoEntry: false })?.mtimeMs;
+      if (age > LOCK_STALE_MS) fs.rmSync(lockFile, { force: true }); // left by a killed build
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lockFile, { force: true });
+  }
+}
+
+const current = (hash) => fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === hash && fs.existsSync(path.join(distDir, 'index.html'));
+
 export async function ensureBuilt({ force = false } = {}) {
   const hash = sourceHash();
-  if (!force && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === hash && fs.existsSync(path.join(distDir, 'index.html'))) return false;
+  if (!force && current(hash)) return false;
+  return withLock(async () => {
+    if (!force && current(hash)) return false;
+    return build(hash);
+  });
+}
+
+async function build(hash) {
   let vite;
   try {
     vite = await import('vite');
