@@ -18,6 +18,8 @@ import jobsRoutes from './routes/jobs.js';
 import labelRoutes from './routes/labels.js';
 import extractionsRoutes from './routes/extractions.js';
 import queryRoutes from './routes/query.js';
+import tableRoutes from './routes/table.js';
+import consoleRoutes, { isConsoleAsset } from './routes/console.js';
 
 export interface AppContext {
   db: Db;
@@ -32,7 +34,7 @@ declare module 'fastify' {
 }
 
 /** Route plugins, one line per area. Each reads its services from `app.ctx`. */
-const routePlugins: FastifyPluginAsync[] = [corporaRoutes, documentsRoutes, labelRoutes, jobsRoutes, extractionsRoutes, queryRoutes];
+const routePlugins: FastifyPluginAsync[] = [corporaRoutes, documentsRoutes, labelRoutes, jobsRoutes, extractionsRoutes, queryRoutes, tableRoutes, consoleRoutes];
 
 const loopback = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -83,11 +85,12 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     reply.status(404).send({ error: { code: 'route_not_found', message: `There is no route ${request.method} ${request.url.split('?')[0]}.` } }),
   );
 
-  // Checked on every route but /health (load balancers and scripts probe it without credentials).
+  // Checked on every route but /health (load balancers and scripts probe it without credentials) and the
+  // console's static files (the page itself asks for the key; its data calls send it).
   if (ctx.settings.apiKey) {
     const key = ctx.settings.apiKey;
     app.addHook('onRequest', async (request) => {
-      if (request.url === '/health' || request.url.startsWith('/health?')) return;
+      if (request.url === '/health' || request.url.startsWith('/health?') || isConsoleAsset(request.url)) return;
       const header = request.headers.authorization ?? '';
       const match = /^Bearer\s+(.+)$/i.exec(header);
       if (!match || !sameSecret(match[1].trim(), key)) {
