@@ -1,4 +1,4 @@
-// Second half of `npm run build` (after tsc): the sandbox's runtime files that are not TypeScript go beside the
+// Second half of `npm run build` (after tsc): the runtime files that are not TypeScript go beside the
 // compiled code in dist/, and the DOM realm script is bundled once here so the installed package needs no esbuild.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +11,11 @@ if (!fs.existsSync(path.join(root, 'dist', 'sandbox', 'dom-bundle.js'))) {
   console.error('build-assets: dist/sandbox/dom-bundle.js is missing; run `npm run build:ts` first.');
   process.exit(1);
 }
-copy('src/sandbox/worker.mjs', 'dist/sandbox/worker.mjs');
+// Every plain-JavaScript module under src/ (worker entry points loaded by path: the sandbox's, the parse pool's)
+// goes to the same place under dist/, so a new one cannot be forgotten here.
+for (const entry of fs.readdirSync(path.join(root, 'src'), { recursive: true })) {
+  if (String(entry).endsWith('.mjs')) copy(path.join('src', String(entry)), path.join('dist', String(entry)));
+}
 fs.rmSync(path.join(root, 'dist', 'sandbox', 'realm'), { recursive: true, force: true }); // no stale prebuilt bundle
 copy('src/sandbox/realm', 'dist/sandbox/realm');
 
