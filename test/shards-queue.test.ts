@@ -20,6 +20,9 @@ import { createPipelineServices, runExtractionHere } from '../src/pipeline/servi
 import { QueueShardRunner } from '../src/shards/coordinator.js';
 import { openDatabase } from '../src/store/database.js';
 import { setLabels } from '../src/store/labels.js';
+import { startDefaultJobSystem } from '../src/app/job-system.js';
+import { jobEvents } from '../src/jobs/events.js';
+import { EXTRACT_JOB_KIND, parseExtractRequest } from '../src/pipeline/service.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'fixtures', 'shards');
@@ -335,6 +338,40 @@ describe('the corpus pass on worker processes', () => {
       expect(failures).toBeGreaterThanOrEqual(2);
       expect(failures).toBeLessThanOrEqual(2 * ws.length);
     } finally {
+      await stopWorkers(ws);
+    }
+  }, 120_000);
+
+  it('the job system of `serve` / `jobs worker` sends the pass to the workers with EVAPORATE_REDIS_URL, with progress per shard', async () => {
+    const queue = queueName();
+    const ws = await startWorkers(queue, 1);
+    const file = fresh();
+    const base = settingsFor(file, queue);
+    const settings = { ...base, jobs: { ...base.jobs, pollMs: 50, progressWriteMs: 0 } };
+    const db = openDatabase(file);
+    const started = startDefaultJobSystem(db, settings, { schedule: false });
+    const steps: number[] = [];
+    const onProgress = (e: { id: number; step: string | null; done: number }) => {
+      if (e.step === 'aggregation') steps.push(e.done);
+    };
+    jobEvents.onProgress(onProgress);
+    try {
+      const job = started.system.service.enqueue({ kind: EXTRACT_JOB_KIND, corpusId, params: parseExtractRequest(corpusId, { mode: 'closed', attributes: ATTRS }).params });
+      for (let i = 0; i < 600; i++) {
+        const view = started.system.service.get(job.id);
+        if (['succeeded', 'failed', 'cancelled'].includes(view.state)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const view = started.system.service.get(job.id);
+      expect(view.state, JSON.stringify(view.error)).toBe('succeeded');
+      expect(shardsDone(ws).length).toBeGreaterThanOrEqual(60 / BATCH);
+      // One progress event a finished shard, counting documents.
+      expect([...new Set(steps)].sort((a, b) => a - b)).toEqual([0, 10, 20, 30, 40, 50, 60]);
+    } finally {
+      jobEvents.off('progress', onProgress);
+      await started.system.stop();
+      await started.closeServices();
+      db.close();
       await stopWorkers(ws);
     }
   }, 120_000);

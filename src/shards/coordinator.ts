@@ -45,6 +45,13 @@ export interface QueueStats {
 
 const connectionOf = (url: string) => ({ url, maxRetriesPerRequest: null });
 
+/**
+ * Events BullMQ keeps in the queue's stream. Each "completed" event holds the shard's whole result (tens of KB),
+ * and the default keeps 10,000 of them; the coordinator only needs the recent ones to wake up (its poll finds
+ * any it missed), so a short stream keeps Redis memory to the shards in flight.
+ */
+const EVENTS_KEPT = 256;
+
 export class QueueShardRunner implements ShardRunner {
   readonly stats: QueueStats = { issued: 0, accepted: 0, sampledPayloads: 0, reissued: 0, refused: 0, payloadBytes: 0, resultBytes: 0 };
   private readonly queue: Queue;
@@ -62,7 +69,7 @@ export class QueueShardRunner implements ShardRunner {
   ) {
     if (!settings.redisUrl) throw new Error('QueueShardRunner needs settings.shards.redisUrl');
     const connection = connectionOf(settings.redisUrl);
-    this.queue = new Queue(settings.queue, { connection, prefix: settings.prefix });
+    this.queue = new Queue(settings.queue, { connection, prefix: settings.prefix, streams: { events: { maxLen: EVENTS_KEPT } } });
     this.events = new QueueEvents(settings.queue, { connection, prefix: settings.prefix });
     this.redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
     this.redis.defineCommand('raiseTo', { numberOfKeys: 1, lua: RAISE_TO_SCRIPT });
