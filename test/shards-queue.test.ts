@@ -20,6 +20,9 @@ import { createPipelineServices, runExtractionHere } from '../src/pipeline/servi
 import { QueueShardRunner } from '../src/shards/coordinator.js';
 import { openDatabase } from '../src/store/database.js';
 import { setLabels } from '../src/store/labels.js';
+import { startDefaultJobSystem } from '../src/app/job-system.js';
+import { jobEvents } from '../src/jobs/events.js';
+import { EXTRACT_JOB_KIND, parseExtractRequest } from '../src/pipeline/service.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'fixtures', 'shards');
@@ -31,13 +34,14 @@ const BATCH = 10;
 const SLOW = `function extract(text, doc) {
   const end = Date.now() + 40;
   while (Date.now() < end) {}
-  const m = text.match(/Submission number\\s*(K[0-9]{6})/);
+  const m = text.match(/Submission number\\W*(K[0-9]{6})/);
   return m ? m[1] : null;
 }`;
 
 let seed: string;
 let corpusId: number;
 let reference: Outcome;
+let referenceFile: string;
 let testNo = 0;
 
 interface Outcome {
@@ -45,13 +49,20 @@ interface Outcome {
   provenance: unknown[];
 }
 
-function settingsFor(file: string, queue: string): Settings {
+interface Variant {
+  /** A second function for submission_number, scored and kept alongside the slow one. */
+  extra?: string;
+  sandbox?: Partial<Settings['sandbox']>;
+  shards?: Partial<Settings['shards']>;
+}
+
+function settingsFor(file: string, queue: string, variant: Variant = {}): Settings {
   const base = loadSettings({ databasePath: file });
   return {
     ...base,
     pipeline: { ...base.pipeline, batchSize: BATCH },
-    sandbox: { ...base.sandbox, workers: 1 },
-    shards: { ...base.shards, redisUrl, queue, prefix: queue, pollMs: 200, lockMs: 1500, stalledCheckMs: 500, backoffMs: 100 },
+    sandbox: { ...base.sandbox, workers: 1, ...variant.sandbox },
+    shards: { ...base.shards, redisUrl, queue, prefix: queue, pollMs: 200, lockMs: 1500, stalledCheckMs: 500, backoffMs: 100, ...variant.shards },
   };
 }
 
@@ -62,8 +73,13 @@ const fresh = () => {
 };
 
 /** Runs the extraction in this process as the coordinator; with a queue, the corpus pass goes to the workers. */
-async function extract(file: string, queue?: string, onRunner?: (r: QueueShardRunner) => void): Promise<Outcome & { runner?: QueueShardRunner }> {
-  const settings = settingsFor(file, queue ?? 'none');
+async function extract(
+  file: string,
+  queue?: string,
+  onRunner?: (r: QueueShardRunner) => void,
+  variant: Variant = {},
+): Promise<Outcome & { runner?: QueueShardRunner }> {
+  const settings = settingsFor(file, queue ?? 'none', variant);
   const db = openDatabase(file);
   const llm = createLlm({ db, settings, config: llmConfigFromEnv({}) });
   const induction = inductionHook(db, settings);
@@ -72,6 +88,7 @@ async function extract(file: string, queue?: string, onRunner?: (r: QueueShardRu
     extraCandidates: async (input) => [
       ...(await induction(input)),
       ...(input.attribute.name === 'submission_number' ? [{ id: 'test:slow', source: SLOW, origin: 'induction' as const, prompt: 'test' }] : []),
+      ...(input.attribute.name === 'submission_number' && variant.extra ? [{ id: 'test:extra', source: variant.extra, origin: 'induction' as const, prompt: 'test' }] : []),
     ],
   });
   const runner = queue ? new QueueShardRunner(settings.shards) : undefined;
@@ -99,7 +116,7 @@ interface WorkerProc {
   waitFor(re: RegExp): Promise<string>;
 }
 
-function worker(queue: string): WorkerProc {
+function worker(queue: string, env: Record<string, string> = {}): WorkerProc {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'worker', '--redis', redisUrl, '--concurrency', '1'], {
     cwd: root,
     env: {
@@ -109,6 +126,7 @@ function worker(queue: string): WorkerProc {
       EVAPORATE_SHARD_LOCK_MS: '1500',
       EVAPORATE_SHARD_STALLED_CHECK_MS: '500',
       EVAPORATE_SANDBOX_WORKERS: '1',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -143,8 +161,8 @@ function worker(queue: string): WorkerProc {
   };
 }
 
-async function startWorkers(queue: string, n: number): Promise<WorkerProc[]> {
-  const ws = Array.from({ length: n }, () => worker(queue));
+async function startWorkers(queue: string, n: number, env: Record<string, string> = {}): Promise<WorkerProc[]> {
+  const ws = Array.from({ length: n }, () => worker(queue, env));
   await Promise.all(ws.map((w) => w.waitFor(/ready/)));
   return ws;
 }
@@ -173,7 +191,8 @@ beforeAll(async () => {
     gold.filter((g) => LABELLED.includes(g[0])).flatMap((g) => ATTRS.map((a, i) => ({ document: `${g[0]}.html`, attribute: a, values: [g[i + 1]] }))),
   );
   db.close();
-  reference = await extract(fresh());
+  referenceFile = fresh();
+  reference = await extract(referenceFile);
 }, 120_000);
 
 afterAll(async () => {
@@ -189,6 +208,10 @@ describe('the corpus pass on worker processes', () => {
     expect(reference.rows).toHaveLength(60);
     const filled = (reference.rows as Record<string, unknown>[]).filter((r) => r.submission_number && r.applicant && r.decision_date);
     expect(filled.length).toBe(60);
+    // The slow function is among the kept ones, so a shard takes long enough to be interrupted mid-way.
+    const db = openDatabase(referenceFile);
+    expect(db.prepare('SELECT selected FROM functions WHERE source = ?').pluck().get(SLOW)).toBe(1);
+    db.close();
   });
 
   for (const n of [1, 2, 3]) {
@@ -261,6 +284,95 @@ describe('the corpus pass on worker processes', () => {
       expect(got.provenance).toEqual(reference.provenance);
     } finally {
       await stopWorkers([a, b]);
+    }
+  }, 120_000);
+
+  it('ends the job with an error naming the shard when it fails every attempt (here: it kills each worker that takes it)', async () => {
+    const queue = queueName();
+    const env = { EVAPORATE_SHARD_ATTEMPTS: '2' };
+    const ws = await startWorkers(queue, 2, env);
+    // Every worker that takes batch:0 dies at once (as if the shard ran it out of memory); a fresh one replaces it.
+    const guard = (w: WorkerProc) => {
+      void w.waitFor(/^shard-start .*batch:0 /).then(
+        () => {
+          w.proc.kill('SIGKILL');
+          const next = worker(queue, env);
+          ws.push(next);
+          guard(next);
+        },
+        () => {},
+      );
+    };
+    ws.forEach(guard);
+    try {
+      const job = extract(fresh(), queue, undefined, { shards: { attempts: 2 } });
+      await expect(job).rejects.toThrow(/Shard batch:0 of job 1 \(documents \d+ to \d+\) failed/);
+      expect(ws.length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await stopWorkers(ws);
+    }
+  }, 120_000);
+
+  it('disables a function that keeps timing out for the whole job, across workers', async () => {
+    // Right on the labelled pages, hangs on the others with the amendment note (8 of 60, at most 2 a shard).
+    const poisoned = `function extract(text) {
+  if (text.includes('amended') && !text.includes('page 0035')) for (;;) {}
+  const m = text.match(/Submission number\\W*(K[0-9]{6})/);
+  return m ? m[1] : null;
+}`;
+    const queue = queueName();
+    const limits = { EVAPORATE_SANDBOX_TIMEOUT_MS: '300', EVAPORATE_SANDBOX_MAX_FAILURES: '2' };
+    const ws = await startWorkers(queue, 2, limits);
+    try {
+      const file = fresh();
+      await extract(file, queue, undefined, { extra: poisoned, sandbox: { callTimeoutMs: 300, maxFailuresPerFunction: 2 } });
+      const db = openDatabase(file);
+      const kept = db.prepare("SELECT id FROM functions WHERE selected = 1 AND source = ?").pluck().get(poisoned) as number | undefined;
+      const batches = (db.prepare("SELECT result FROM job_checkpoints WHERE key LIKE 'batch:%'").pluck().all() as string[]).map((r) => JSON.parse(r));
+      db.close();
+      expect(kept).toBeDefined();
+      const failures = batches.reduce((n, b) => n + Object.values(b.submission_number.failures as Record<string, number>).reduce((a, c) => a + c, 0), 0);
+      // Each shard on its own would time out on every amended page it holds, up to 2 a shard: 8 in all.
+      // Shared counts stop it at the limit for every shard that starts after; shards already running (one a
+      // worker) read the counts when they began, so the bound is the limit times the workers.
+      expect(failures).toBeGreaterThanOrEqual(2);
+      expect(failures).toBeLessThanOrEqual(2 * ws.length);
+    } finally {
+      await stopWorkers(ws);
+    }
+  }, 120_000);
+
+  it('the job system of `serve` / `jobs worker` sends the pass to the workers with EVAPORATE_REDIS_URL, with progress per shard', async () => {
+    const queue = queueName();
+    const ws = await startWorkers(queue, 1);
+    const file = fresh();
+    const base = settingsFor(file, queue);
+    const settings = { ...base, jobs: { ...base.jobs, pollMs: 50, progressWriteMs: 0 } };
+    const db = openDatabase(file);
+    const started = startDefaultJobSystem(db, settings, { schedule: false });
+    const steps: number[] = [];
+    const onProgress = (e: { id: number; step: string | null; done: number }) => {
+      if (e.step === 'aggregation') steps.push(e.done);
+    };
+    jobEvents.onProgress(onProgress);
+    try {
+      const job = started.system.service.enqueue({ kind: EXTRACT_JOB_KIND, corpusId, params: parseExtractRequest(corpusId, { mode: 'closed', attributes: ATTRS }).params });
+      for (let i = 0; i < 600; i++) {
+        const view = started.system.service.get(job.id);
+        if (['succeeded', 'failed', 'cancelled'].includes(view.state)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const view = started.system.service.get(job.id);
+      expect(view.state, JSON.stringify(view.error)).toBe('succeeded');
+      expect(shardsDone(ws).length).toBeGreaterThanOrEqual(60 / BATCH);
+      // One progress event a finished shard, counting documents.
+      expect([...new Set(steps)].sort((a, b) => a - b)).toEqual([0, 10, 20, 30, 40, 50, 60]);
+    } finally {
+      jobEvents.off('progress', onProgress);
+      await started.system.stop();
+      await started.closeServices();
+      db.close();
+      await stopWorkers(ws);
     }
   }, 120_000);
 });

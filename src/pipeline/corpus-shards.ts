@@ -4,6 +4,7 @@
  * the single writer: each shard's outputs go through the same `batch:<n>` checkpoint as the in-process pass, so
  * a shard done twice (a retried or re-enqueued one) changes nothing, and a resumed job skips finished shards.
  */
+import { setMaxListeners } from 'node:events';
 import type { ExtractionFunction, SandboxDocument } from '../sandbox/types.js';
 import type { JobContext } from '../jobs/types.js';
 import type { BatchOutputs } from './aggregation.js';
@@ -48,6 +49,8 @@ export async function shardedCorpusPass(
   let done = 0;
   // One shard failing for good ends the pass: the shards still waiting for a slot are not issued.
   const stop = new AbortController();
+  // Every waiting shard listens to it; there are as many as batches.
+  setMaxListeners(0, stop.signal);
   const onAbort = () => stop.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   ctx.progress('aggregation', 0, docIds.length);

@@ -2,7 +2,7 @@
  * The worker's side of the shard queue: pulls shards from BullMQ and runs them in the same sandbox pool the
  * in-process pass uses. It needs Redis and nothing else (no database, no model endpoint, no API key).
  *
- * Failure counts are job-wide across workers: before each attribute the worker reads the run's counts from
+ * Failure counts are job-wide across workers: before each shard the worker reads the run's counts from
  * Redis into the sandbox's failure map (so a function past its limit anywhere is disabled here), and adds
  * what this shard's calls added. The outputs carry only this shard's own additions, which the coordinator
  * sums from its checkpoints and raises Redis to after a loss.
@@ -37,8 +37,9 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
     events.onStart?.({ jobId: shard.jobId, index: shard.index, documents: shard.documents.length });
     const key = failuresKey(settings.prefix, settings.queue, shard.run);
     const out: ShardOutputs = {};
+    // Read once a shard: each Redis round trip is a hand-off between processes, and they add up per shard.
+    const known = await redis.hgetall(key);
     for (const attribute of shard.attributes) {
-      const known = await redis.hgetall(key);
       const failures = new Map<string, number>();
       for (const f of attribute.functions) {
         const n = Number(known[failureField(attribute.name, f.id)] ?? 0);

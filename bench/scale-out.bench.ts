@@ -1,0 +1,194 @@
+/**
+ * `npm run bench scale-out`: the corpus pass (kept functions over every document, batch by batch) over 100k
+ * documents in this process, on 1 `evaporate worker` process and on 2, through BullMQ on the local Redis
+ * (db 14, a key prefix per run). Every configuration gets one sandbox thread per process, so "2 workers" is
+ * two cores' worth of sandbox against one. Documents are the 60 fixture pages of fixtures/shards, their numbers
+ * varied per copy. Reports evaluations/s, the queue's overhead per shard (time against the in-process pass,
+ * bytes of payload and result) and the machine's load average while each ran (the machine is shared).
+ *
+ * EVAPORATE_BENCH_SCALE_DOCS sets the corpus size (default 100000).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { loadSettings } from '../src/config.js';
+import { parseHtml } from '../src/ingest/html.js';
+import { runBatch } from '../src/pipeline/aggregation.js';
+import { shardedCorpusPass } from '../src/pipeline/corpus-shards.js';
+import { memoryJobContext } from '../src/pipeline/extract-job.js';
+import * as repo from '../src/pipeline/repository.js';
+import { createSandbox } from '../src/sandbox/index.js';
+import { QueueShardRunner } from '../src/shards/coordinator.js';
+import { openDatabase, type Db } from '../src/store/database.js';
+import { repoRoot, type BenchResult } from './lib.js';
+
+const REDIS_URL = process.env.EVAPORATE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14';
+const N = Number(process.env.EVAPORATE_BENCH_SCALE_DOCS ?? 100_000);
+
+const ATTRIBUTES = [
+  {
+    name: 'submission_number',
+    functions: [
+      `function extract(text) {\n  const m = text.match(/Submission number\\s*(K[0-9]{6})/);\n  return m ? m[1] : null;\n}`,
+      `function extract(text) {\n  const i = text.indexOf('Submission number');\n  if (i < 0) return null;\n  const m = /K\\d{6}/.exec(text.slice(i));\n  return m ? m[0] : null;\n}`,
+      `function extract(text) {\n  const m = /\\b(K\\d{6})\\b/.exec(text);\n  return m && m[1];\n}`,
+    ],
+  },
+  {
+    name: 'applicant',
+    functions: [
+      `function extract(text) {\n  const m = text.match(/Applicant\\s*([^\\n]+)/);\n  return m ? m[1].trim() : null;\n}`,
+      `function extract(text) {\n  for (const line of text.split('\\n')) if (line.startsWith('Applicant')) return line.slice(9).trim() || null;\n  return null;\n}`,
+      `function extract(text) {\n  const m = /^Applicant\\s+(.+)$/m.exec(text);\n  return m ? m[1] : null;\n}`,
+    ],
+  },
+].map((a) => ({ name: a.name, functions: a.functions.map((source, i) => ({ id: `${a.name}:${i}`, source })) }));
+
+function corpus(db: Db): { corpusId: number; ids: number[] } {
+  const dir = path.join(repoRoot, 'fixtures', 'shards', 'pages');
+  const base = fs.readdirSync(dir).sort().map((f) => parseHtml(fs.readFileSync(path.join(dir, f))).text);
+  const corpusId = Number(db.prepare("INSERT INTO corpora (name) VALUES ('scale-out')").run().lastInsertRowid);
+  const insert = db.prepare(`INSERT INTO documents (corpus_id, filename, content_hash, kind, byte_size, text, status) VALUES (?, ?, ?, 'text', ?, ?, 'ready')`);
+  db.transaction(() => {
+    for (let i = 0; i < N; i++) {
+      const copy = Math.floor(i / base.length);
+      const text = base[i % base.length].replace(/K(\d{6})/g, (_m, d: string) => `K${String((Number(d) + copy * 7919) % 1_000_000).padStart(6, '0')}`);
+      insert.run(corpusId, `c${copy}/${i % base.length}.txt`, createHash('sha1').update(`${i}:${text}`).digest('hex'), text.length, text);
+    }
+  })();
+  return { corpusId, ids: repo.documentSummaries(db, corpusId).map((d) => d.id) };
+}
+
+function worker(queue: string): { proc: ChildProcess; ready: Promise<void>; shardMs: number[]; exited: Promise<unknown> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'worker', '--redis', REDIS_URL], {
+    cwd: repoRoot,
+    env: { ...process.env, EVAPORATE_SHARD_QUEUE: queue, EVAPORATE_SHARD_PREFIX: queue, EVAPORATE_SANDBOX_WORKERS: '1', EVAPORATE_WORKER_CONCURRENCY: process.env.EVAPORATE_WORKER_CONCURRENCY ?? '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const shardMs: number[] = [];
+  proc.stdout!.on('data', (d: Buffer) => {
+    for (const m of d.toString().matchAll(/shard-done .* in (\d+) ms/g)) shardMs.push(Number(m[1]));
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('ready')) resolve();
+    });
+    proc.on('close', () => reject(new Error('worker exited before ready')));
+  });
+  return { proc, ready, shardMs, exited: new Promise((r) => proc.on('close', r)) };
+}
+
+const loadavg = () => os.loadavg()[0];
+
+export default async function scaleOutBench(): Promise<BenchResult> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch {
+    redis.disconnect();
+    console.log(`scale-out: no Redis at ${REDIS_URL}; skipped`);
+    return { name: 'scale-out', rows: [], notes: [`skipped: no Redis at ${REDIS_URL}`] };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-bench-scale-'));
+  const settings = loadSettings({ databasePath: path.join(dir, 'b.db') });
+  const batchSize = settings.pipeline.batchSize;
+  const db = openDatabase(settings.databasePath);
+  const { ids } = corpus(db);
+  const load = (batch: number[]) => repo.loadDocuments(db, batch).map((d) => ({ id: d.id, text: d.text }));
+  const evaluations = ids.length * ATTRIBUTES.reduce((n, a) => n + a.functions.length, 0);
+  const shards = Math.ceil(ids.length / batchSize);
+  const rows: BenchResult['rows'] = [];
+  const rounds = Math.max(1, Number(process.env.EVAPORATE_BENCH_SCALE_ROUNDS ?? 3));
+
+  // In process: the same loop as the in-process corpus pass, one sandbox thread.
+  const sandbox = createSandbox({ ...settings.sandbox, workers: 1 });
+  await runBatch(sandbox, ATTRIBUTES[0].functions, load(ids.slice(0, 50))); // warm the pool
+  const inProcessPass = async () => {
+    const failures = new Map(ATTRIBUTES.map((a) => [a.name, new Map<string, number>()]));
+    for (let b = 0; b < shards; b++) {
+      const docs = load(ids.slice(b * batchSize, (b + 1) * batchSize));
+      for (const a of ATTRIBUTES) await runBatch(sandbox, a.functions, docs, failures.get(a.name));
+    }
+  };
+  // Worker pools of 1 and 2 processes, each on its own queue, started (and warmed) before any timing.
+  const pools = [];
+  for (const n of [1, 2]) {
+    const queue = `evbench-${process.pid}-${n}`;
+    const ws = Array.from({ length: n }, () => worker(queue));
+    await Promise.all(ws.map((w) => w.ready));
+    const runner = new QueueShardRunner({ ...settings.shards, redisUrl: REDIS_URL, queue, prefix: queue, pollMs: 200 }, (line) => console.log(`scale-out: ${line}`));
+    await shardedCorpusPass(runner, memoryJobContext({ jobId: 0 }), { attributes: ATTRIBUTES, docIds: ids.slice(0, 100 * n), batchSize: 50, load });
+    pools.push({ n, queue, ws, runner });
+  }
+  const runs: Record<string, { ms: number; load: number }[]> = { 'in process': [], '1 worker': [], '2 workers': [] };
+  let jobId = 1;
+  const timed = async (name: string, fn: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await fn();
+    runs[name].push({ ms: performance.now() - t0, load: loadavg() });
+  };
+  // Interleaved rounds, best of each: on a shared machine the minimum is the run least disturbed by others.
+  for (let r = 0; r < rounds; r++) {
+    await timed('in process', inProcessPass);
+    for (const p of pools) {
+      Object.assign(p.runner.stats, { issued: 0, accepted: 0, sampledPayloads: 0, payloadBytes: 0, resultBytes: 0, reissued: 0 });
+      await timed(p.n === 1 ? '1 worker' : '2 workers', () => shardedCorpusPass(p.runner, memoryJobContext({ jobId: jobId++ }), { attributes: ATTRIBUTES, docIds: ids, batchSize, load }));
+    }
+  }
+  await sandbox.close();
+  const best = (name: string) => Math.min(...runs[name].map((x) => x.ms));
+  const loads = (name: string) => runs[name].map((x) => x.load.toFixed(1)).join(' ');
+  rows.push({ run: 'in process', documents: ids.length, shards, 'best s': best('in process') / 1000, 'evaluations/s': Math.round(evaluations / (best('in process') / 1000)), 'load avg per round': loads('in process') });
+  for (const p of pools) {
+    const name = p.n === 1 ? '1 worker' : '2 workers';
+    const stats = p.runner.stats;
+    rows.push({
+      run: name,
+      documents: ids.length,
+      shards,
+      'best s': best(name) / 1000,
+      'evaluations/s': Math.round(evaluations / (best(name) / 1000)),
+      'load avg per round': loads(name),
+      'payload B/shard': Math.round(stats.payloadBytes / Math.max(1, stats.sampledPayloads)),
+      'result B/shard': Math.round(stats.resultBytes / Math.max(1, stats.accepted)),
+      reissued: stats.reissued,
+    });
+    await p.runner.close();
+    for (const w of p.ws) w.proc.kill('SIGTERM');
+    await Promise.all(p.ws.map((w) => w.exited));
+    const keys = await redis.keys(`${p.queue}:*`);
+    if (keys.length) await redis.del(...keys);
+  }
+  const measured = { 'in process': { ms: best('in process') }, '1 worker': { ms: best('1 worker') }, '2 worker': { ms: best('2 workers') }, runs };
+  redis.disconnect();
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  const inProcess = measured['in process'].ms;
+  const one = measured['1 worker'].ms;
+  const two = measured['2 worker'].ms;
+  const overheadMs = (one - inProcess) / shards;
+  rows.push({ run: 'queue overhead (1 worker - in process)', documents: ids.length, shards, 'best s': (one - inProcess) / 1000, 'ms/shard': overheadMs, 'share of in-process time': (one - inProcess) / inProcess });
+  rows.push({ run: 'speed-up 2 workers / 1 worker', documents: ids.length, shards, 'x': one / two });
+  return {
+    name: 'scale-out',
+    rows,
+    targets: {
+      'queue overhead < 10% of the in-process time (1 worker)': (one - inProcess) / inProcess < 0.1,
+      '2 workers >= 1.6x one worker': one / two >= 1.6,
+    },
+    notes: [
+      `${os.cpus().length} cores shared with other work: load average ${loadavg().toFixed(1)} at the end`,
+      `best of ${rounds} interleaved rounds per row`,
+      'one sandbox thread per process in every row; each worker takes one shard at a time (EVAPORATE_WORKER_CONCURRENCY=1, measured faster than 2 or 4 here)',
+      'no simulated larger cluster: with 2 cores, a third worker only measures contention',
+    ],
+    extra: { measured, batchSize, evaluations },
+  };
+}

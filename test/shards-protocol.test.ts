@@ -1,0 +1,39 @@
+/**
+ * The checks on what crosses Redis: a worker refuses a malformed shard, the coordinator refuses outputs that do
+ * not fit the shard it issued, and keeps only failure counts of the shard's own functions.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkOutputs, parseShard, PROTOCOL_VERSION } from '../src/shards/protocol.js';
+
+const issued = {
+  attributes: [{ name: 'title', functions: [{ id: 'f1', source: 'function extract(t) { return t; }' }, { id: 'f2', source: 'function extract() { return null; }' }] }],
+  documentIds: [7, 8],
+};
+const good = { title: { documentIds: [7, 8], values: [[['A'], null], [null, ['B', 'C']]], errors: 0, failures: { f2: 1 } } };
+
+describe('shard protocol', () => {
+  it('accepts outputs that fit the issued shard', () => {
+    expect(checkOutputs(issued, good)).toEqual(good);
+  });
+
+  it('refuses outputs for other documents, a missing attribute, a wrong number of functions or non-string values', () => {
+    expect(() => checkOutputs(issued, { title: { ...good.title, documentIds: [7, 9] } })).toThrow(/other documents/);
+    expect(() => checkOutputs(issued, {})).toThrow(/No outputs for attribute "title"/);
+    expect(() => checkOutputs(issued, { title: { ...good.title, values: [[['A']], [null]] } })).toThrow(/one row of 2 values/);
+    expect(() => checkOutputs(issued, { title: { ...good.title, values: [[[1], null], [null, null]] } })).toThrow(/string lists or null/);
+    expect(() => checkOutputs(issued, null)).toThrow(/not an object/);
+  });
+
+  it("keeps only positive whole failure counts of the shard's own functions", () => {
+    const out = checkOutputs(issued, { title: { ...good.title, failures: { f1: 2, f2: -3, other: 50, f3: 1.5 } } });
+    expect(out.title.failures).toEqual({ f1: 2 });
+  });
+
+  it('a worker refuses a shard of another protocol version or a malformed one', () => {
+    const shard = { v: PROTOCOL_VERSION, run: 'j1.abc', jobId: 1, index: 0, attributes: issued.attributes, documents: [{ id: 7, text: 'x' }] };
+    expect(parseShard(shard)).toEqual(shard);
+    expect(() => parseShard({ ...shard, v: PROTOCOL_VERSION + 1 })).toThrow(/as new as the coordinator/);
+    expect(() => parseShard({ ...shard, documents: [{ id: 7 }] })).toThrow(/documents/);
+    expect(() => parseShard({ ...shard, attributes: [{ name: 'title', functions: [{ id: 1 }] }] })).toThrow(/functions/);
+  });
+});
