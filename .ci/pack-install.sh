@@ -39,12 +39,23 @@ curl -fsS "http://127.0.0.1:$port/health" >/dev/null || { echo "serve: /health n
 echo "serve: $(head -1 "$work/serve.log")"
 
 pages="$repo/fixtures/swde/book-christianbook/pages"
-npx --no-install evaporate ingest books "$pages/0000.htm" "$pages/0001.htm" "$pages/0002.htm"
+first() { node -e "let s = ''; process.stdin.on('data', (d) => (s += d)).on('end', () => console.log(JSON.parse(s).rows[0][0]))"; }
+npx --no-install evaporate ingest books "$pages/0000.htm" "$pages/0001.htm" "$pages/0002.htm" "$repo/fixtures/ingest/report.pdf"
 curl -fsS -F "file=@$pages/0003.htm" "http://127.0.0.1:$port/corpora/books/documents" >/dev/null
-count="$(npx --no-install evaporate query "SELECT count(*) AS n FROM documents WHERE status = 'ready'" --json | node -e "let s = ''; process.stdin.on('data', (d) => (s += d)).on('end', () => console.log(JSON.parse(s).rows[0][0]))")"
-[ "$count" = 4 ] || { echo "query: expected 4 ready documents (3 from the CLI, 1 over HTTP), got $count" >&2; exit 1; }
-echo "ingest + query: 4 documents, 3 through the CLI and 1 through the server, counted by evaporate query"
+count="$(npx --no-install evaporate query "SELECT count(*) AS n FROM documents WHERE status = 'ready'" --json | first)"
+[ "$count" = 5 ] || { echo "query: expected 5 ready documents (4 from the CLI, 1 over HTTP), got $count" >&2; exit 1; }
+echo "ingest + query: 5 documents (HTML and PDF), 4 through the CLI and 1 through the server, counted by evaporate query"
 npx --no-install evaporate documents list books | head -1 >/dev/null
+
+# An extraction with no model: functions induced from three labels run in the sandbox (its worker and DOM realm
+# come from dist/) and fill the unlabelled page.
+npx --no-install evaporate label set books 0000.htm isbn_13 9781602600157 >/dev/null
+npx --no-install evaporate label set books 0001.htm isbn_13 9781602600140 >/dev/null
+npx --no-install evaporate label set books 0002.htm isbn_13 9781602600638 >/dev/null
+env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u EVAPORATE_MODEL npx --no-install evaporate extract books --attributes isbn_13 >/dev/null
+isbn="$(npx --no-install evaporate query "SELECT t.isbn_13 FROM corpus_books_1 t JOIN documents d ON d.id = t._document_id WHERE d.filename = '0003.htm'" --json | first)"
+[ "$isbn" = 9781400073979 ] || { echo "extract: expected ISBN 9781400073979 on the unlabelled page, got $isbn" >&2; exit 1; }
+echo "extract (labels only, no model): the unlabelled page's isbn_13 is $isbn"
 
 kill -TERM "$server"; wait "$server" || true; server=""
 echo "pack-install: ok"
