@@ -28,7 +28,11 @@ if (!gyp) {
   process.exit(0);
 }
 const jobs = String(Math.max(1, Math.min(4, (await import('node:os')).availableParallelism())));
-const result = spawnSync(process.execPath, [gyp, 'rebuild', '-j', jobs], { cwd: nativeDir, stdio: 'inherit' });
+// Node's own headers: an official Node build (nodejs.org tarball, the npm `node` package) carries them in
+// include/node beside its bin/, and node-gyp would otherwise download them, which fails offline.
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+const localHeaders = !process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_version.h'));
+const result = spawnSync(process.execPath, [gyp, 'rebuild', '-j', jobs, ...(localHeaders ? [`--nodedir=${prefix}`] : [])], { cwd: nativeDir, stdio: 'inherit' });
 if (result.status !== 0) {
   console.warn('[evaporate] Building the local BASED engine failed; the service still works, the local-based provider will be unavailable.');
   process.exit(0);
