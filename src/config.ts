@@ -102,6 +102,10 @@ export interface Settings {
   query: {
     timeoutMs: number;
     maxRows: number;
+    /** All the memory one query process may hold (JavaScript and SQLite), MB. */
+    memoryMb: number;
+    /** Queries running at once; past it, 429 too_many_queries. */
+    maxConcurrent: number;
   };
   /** The local BASED / JRT-RNN engine (provider local-based). */
   local: {
@@ -239,6 +243,8 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
       maxRows: envNumber('EVAPORATE_QUERY_MAX_ROWS', 10_000),
+      memoryMb: envNumber('EVAPORATE_QUERY_MEMORY_MB', 512),
+      maxConcurrent: envNumber('EVAPORATE_QUERY_CONCURRENCY', 4),
     },
     induction: {
       maxCandidates: envNumber('EVAPORATE_INDUCTION_CANDIDATES', 10),

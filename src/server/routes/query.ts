@@ -26,12 +26,17 @@ const queryRoutes: FastifyPluginAsync = async (app) => {
           required: ['sql'],
           additionalProperties: false,
         },
-        response: errorResponses(400, 408, 409, 413),
+        response: errorResponses(400, 408, 409, 413, 429),
       },
     },
     async (request, reply) => {
       const { sql, params, offset, limit, format } = request.body;
-      const result = await runQuery(db, { sql, params, offset, limit }, { timeoutMs: settings.query.timeoutMs, maxRows: settings.query.maxRows });
+      const result = await runQuery(db, { sql, params, offset, limit }, {
+        timeoutMs: settings.query.timeoutMs,
+        maxRows: settings.query.maxRows,
+        memoryMb: settings.query.memoryMb,
+        maxConcurrent: settings.query.maxConcurrent,
+      });
       const csv = format === 'csv' || (format === undefined && /\btext\/csv\b/.test(String(request.headers.accept ?? '')));
       if (csv) {
         reply.header('content-type', 'text/csv; charset=utf-8');
