@@ -263,7 +263,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     const out = await timed('corpus', () =>
       ctx.checkpoint(`batch:${b}`, async () => {
         const docs = repo.loadDocuments(db, ids).map(sandboxDoc);
-        const result: Record<string, BatchOutputs> = {};
+        const result: Record<string, BatchOutputs> = Object.create(null); // keyed by attribute name
         for (const spec of specs)
           result[spec.name] = await runBatch(deps.sandbox, kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs, failures.get(spec.name));
         return result;

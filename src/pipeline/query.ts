@@ -150,8 +150,10 @@ function queryProcess(memoryMb: number): { command: string; args: string[] } {
 
 /** Error text never names where the database lives. */
 function withoutPaths(message: string, file: string): string {
+  if (!path.isAbsolute(file)) return message;
   const dir = path.dirname(file);
-  return message.split(file).join('<database>').split(dir).join('<data directory>');
+  const named = message.split(file).join('<database>');
+  return dir.length > 1 ? named.split(dir).join('<data directory>') : named;
 }
 
 export async function runQuery(db: Db, request: QueryRequest, options: QueryOptions): Promise<QueryResult> {

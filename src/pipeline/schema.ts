@@ -2,6 +2,7 @@
  * Schema identification (open mode): attributes the model sees in sample passages, merged across names
  * that mean the same, ranked by how many sample documents carry them, and checked for plausible values.
  */
+import { attributeNameProblem } from '../store/attribute-names.js';
 import type { CallContext, LlmProvider } from '../llm/types.js';
 import { listAttributesPrompt, mergeSynonymsPrompt, plausibilityPrompt } from './prompts.js';
 import { parseJsonObject } from './llm-output.js';
@@ -42,7 +43,8 @@ export async function discoverAttributes(
     for (const raw of names) {
       if (typeof raw !== 'string') continue;
       const key = canonicalName(raw);
-      if (!key || key.length > 60) continue;
+      // A model's proposal is held to the same rules as a user's (no __proto__, constructor, _internal).
+      if (!key || key.length > 60 || attributeNameProblem(key) !== null) continue;
       if (!perDoc.has(key)) perDoc.set(key, new Set());
       perDoc.get(key)!.add(c.docId);
       const s = spellings.get(key) ?? new Map<string, number>();

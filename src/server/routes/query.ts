@@ -18,7 +18,13 @@ const queryRoutes: FastifyPluginAsync = async (app) => {
           type: 'object',
           properties: {
             sql: { type: 'string', minLength: 1, maxLength: 100000 },
-            params: { anyOf: [{ type: 'array', maxItems: 1000 }, { type: 'object' }] },
+            // SQLite binds only scalars: anything nested is refused here, at its first level.
+            params: {
+              anyOf: [
+                { type: 'array', maxItems: 1000, items: { type: ['string', 'number', 'boolean', 'null'] } },
+                { type: 'object', maxProperties: 1000, additionalProperties: { type: ['string', 'number', 'boolean', 'null'] } },
+              ],
+            },
             offset: { type: 'integer', minimum: 0 },
             limit: { type: 'integer', minimum: 1 },
             format: { type: 'string', enum: ['json', 'csv'] },
