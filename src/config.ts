@@ -78,6 +78,8 @@ export interface Settings {
     maxSourceChars: number;
     /** Documents per batch sent to a worker; 0 = chosen from corpus size and worker count. */
     batchDocuments: number;
+    /** 'process': the pool runs in a child process under Node's permission model; 'thread': in this process. */
+    isolation: 'process' | 'thread';
   };
   llm: {
     timeoutMs: number;
@@ -215,6 +217,7 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       maxOutputItems: envNumber('EVAPORATE_SANDBOX_MAX_OUTPUT_ITEMS', 1000),
       maxSourceChars: envNumber('EVAPORATE_SANDBOX_MAX_SOURCE', 100_000),
       batchDocuments: envNumber('EVAPORATE_SANDBOX_BATCH_DOCS', 0),
+      isolation: envString('EVAPORATE_SANDBOX_ISOLATION', 'process') === 'thread' ? 'thread' : 'process',
     },
     llm: {
       timeoutMs: envNumber('EVAPORATE_LLM_TIMEOUT_MS', 120_000),

@@ -8,15 +8,13 @@ import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { Settings } from '../config.js';
 import { EvaporateError } from '../errors.js';
-import { domRealmSource } from './dom-bundle.js';
 import { MemoryGuard } from './memory-guard.js';
 import type { CallOutcome, ExtractionFunction, RunOptions, Sandbox, SandboxDocument, SandboxErrorCode } from './types.js';
 
-type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments';
+type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments' | 'isolation';
 /** Settings['sandbox']; the newer knobs may be left out and take their defaults. */
 export type SandboxSettings = Omit<Settings['sandbox'], OptionalSettings> & Partial<Pick<Settings['sandbox'], OptionalSettings>>;
 
-const WORKER_URL = new URL('./worker.mjs', import.meta.url);
 const PHASE_COMPILE = 1;
 
 interface Store {
@@ -99,16 +97,26 @@ const MEMORY_SLACK_MB = 256;
 const MAX_LOST_BEFORE_START = 3;
 let runCounter = 0;
 
-export function createSandbox(settings: SandboxSettings): Sandbox {
+/** What the pool needs from its surroundings; the process host passes both, having no bundler or module URL. */
+export interface PoolInternals {
+  /** The script run in each worker's DOM realm (dom-bundle.ts builds it). */
+  domSource: string;
+  /** worker.mjs, as a file URL. */
+  workerUrl?: string;
+}
+
+/** The pool of worker threads, in this process (see process-sandbox.ts for the pool in its own process). */
+export function createThreadSandbox(settings: SandboxSettings, internals: PoolInternals): Sandbox {
+  const workerUrl = internals.workerUrl ?? new URL('./worker.mjs', import.meta.url).href;
   const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const maxOutputItems = settings.maxOutputItems ?? 1000;
   const maxSourceChars = settings.maxSourceChars ?? 100_000;
   const pool = new Piscina({
-    filename: WORKER_URL.href,
+    filename: workerUrl,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
-    workerData: { domSource: domRealmSource() },
+    workerData: { domSource: internals.domSource },
     // Heap cap per worker: an allocation bomb kills that worker, not the process.
     resourceLimits: { maxOldGenerationSizeMb: Math.max(HARD_HEAP_MB, settings.memoryLimitMb * 4), maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     // Workers share nothing with the host process environment.
