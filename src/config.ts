@@ -78,6 +78,8 @@ export interface Settings {
     maxSourceChars: number;
     /** Documents per batch sent to a worker; 0 = chosen from corpus size and worker count. */
     batchDocuments: number;
+    /** 'process': the pool runs in a child process under Node's permission model; 'thread': in this process. */
+    isolation: 'process' | 'thread';
   };
   llm: {
     timeoutMs: number;
@@ -102,6 +104,10 @@ export interface Settings {
   query: {
     timeoutMs: number;
     maxRows: number;
+    /** All the memory one query process may hold (JavaScript and SQLite), MB. */
+    memoryMb: number;
+    /** Queries running at once; past it, 429 too_many_queries. */
+    maxConcurrent: number;
   };
   /** The local BASED / JRT-RNN engine (provider local-based). */
   local: {
@@ -234,6 +240,7 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       maxOutputItems: envNumber('EVAPORATE_SANDBOX_MAX_OUTPUT_ITEMS', 1000),
       maxSourceChars: envNumber('EVAPORATE_SANDBOX_MAX_SOURCE', 100_000),
       batchDocuments: envNumber('EVAPORATE_SANDBOX_BATCH_DOCS', 0),
+      isolation: envString('EVAPORATE_SANDBOX_ISOLATION', 'process') === 'thread' ? 'thread' : 'process',
     },
     llm: {
       timeoutMs: envNumber('EVAPORATE_LLM_TIMEOUT_MS', 120_000),
@@ -262,6 +269,8 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
     query: {
       timeoutMs: envNumber('EVAPORATE_QUERY_TIMEOUT_MS', 5000),
       maxRows: envNumber('EVAPORATE_QUERY_MAX_ROWS', 10_000),
+      memoryMb: envNumber('EVAPORATE_QUERY_MEMORY_MB', 512),
+      maxConcurrent: envNumber('EVAPORATE_QUERY_CONCURRENCY', 4),
     },
     shards: {
       redisUrl: envString('EVAPORATE_REDIS_URL', ''),

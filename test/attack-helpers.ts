@@ -18,7 +18,7 @@ export interface Server {
 
 export async function startServer(overrides: (s: Settings) => Settings = (s) => s): Promise<Server> {
   const settings = overrides(loadSettings({ databasePath: ':memory:' }));
-  const db = openDatabase(':memory:');
+  const db = openDatabase(settings.databasePath);
   const app = await buildApp({ db, settings });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const json = async (p: string, init: RequestInit = {}) => {

@@ -160,7 +160,8 @@ describe('attack suite', () => {
     await attack('function extract() { Array.prototype.map = () => ["evil"]; return "done"; }', 'runtime');
     await attack('function extract() { String.prototype.trim = function () { return "evil"; }; return "done"; }', 'runtime');
     await attack('function extract() { Object.defineProperty(RegExp.prototype, "exec", { value: () => null }); return "x"; }', 'runtime');
-    // Writes that do succeed (own globals) stay inside the function's own context.
+    // globalThis is a frozen view of the hardened global: writing to it fails the call, and nothing reaches
+    // another function or the next call.
     const [writer, reader] = await sandbox.run(
       [
         { id: 'w', source: 'function extract(text) { globalThis.leak = text; /Title: (\\w+)/.exec(text); return "w"; }' },
@@ -168,7 +169,7 @@ describe('attack suite', () => {
       ],
       DOCS,
     );
-    expect(writer.every((c) => c.ok)).toBe(true);
+    expect(writer.map(code)).toEqual(DOCS.map(() => 'runtime'));
     expect(reader.map((c) => c.ok && c.value)).toEqual(DOCS.map(() => ['undefined', 'undefined', 'undefined', '1']));
   });
 
@@ -232,8 +233,14 @@ describe('attack suite', () => {
   it('has no timers, and queued work never runs after the call', async () => {
     await attack('function extract() { setTimeout(() => { for (;;) {} }, 0); return "x"; }', 'runtime');
     await attack('function extract() { queueMicrotask(() => { for (;;) {} }); return "x"; }', 'runtime');
-    // A promise job is accepted but never run: the calls after it still finish well within the limit.
-    await attack('function extract() { Promise.resolve().then(() => { for (;;) {} }); return "x"; }', 'ok');
+    // A promise job runs before the call ends, inside its time limit (left queued, it would keep whatever it
+    // captured alive), so one that never finishes is that call's timeout, and no later call runs it.
+    await attack('function extract() { Promise.resolve().then(() => { for (;;) {} }); return "x"; }', 'timeout');
+    const [late] = await sandbox.run(
+      [{ id: 'late', source: 'function extract(text) { let seen = "none"; Promise.resolve().then(() => { seen = text; }); return seen; }' }],
+      DOCS,
+    );
+    expect(late.map((c) => c.ok && c.value)).toEqual([['none'], ['none'], ['none']]);
   });
 
   it('cannot read environment variables, files or sockets', async () => {

@@ -7,7 +7,7 @@ import { Cron } from 'croner';
 import type { Db } from '../store/database.js';
 import { JobEvents, jobEvents } from './events.js';
 import { enqueueJob, type JobRow } from './store.js';
-import type { ScheduleRow } from './service.js';
+import { validateCron, type ScheduleRow } from './service.js';
 
 
 export class JobScheduler {
@@ -43,7 +43,9 @@ export class JobScheduler {
       if (existing?.key === key) continue;
       existing?.cron.stop();
       try {
-        const cron = new Cron(row.cron, { timezone: row.timezone ?? undefined, protect: true }, (self: Cron) => {
+        validateCron(row.cron, row.timezone);
+        // interval: never two runs less than a minute apart, whatever the expression says.
+        const cron = new Cron(row.cron, { timezone: row.timezone ?? undefined, protect: true, interval: 60 }, (self: Cron) => {
           this.fire(row, self.currentRun() ?? new Date());
         });
         this.crons.set(row.corpus_id, { cron, key });

@@ -61,6 +61,17 @@ export interface HealthPoint {
 
 /** Throws a 400 with croner's reason when the expression or time zone is not valid. */
 export function validateCron(cron: string, timezone?: string | null): Date | null {
+  // croner also takes a seconds field (and a year): six fields would run a job every second. Schedules are
+  // the classic five fields (or a nickname such as @daily), so the finest one is once a minute.
+  const fields = cron.trim().split(/\s+/);
+  const nickname = fields.length === 1 && /^@(yearly|annually|monthly|weekly|daily|hourly)$/i.test(fields[0]);
+  if (!nickname && fields.length !== 5) {
+    throw new EvaporateError(
+      'invalid_cron',
+      `"${cron}" has ${fields.length} fields; a schedule takes the five fields minute hour day-of-month month day-of-week (e.g. "0 2 * * *") or @hourly/@daily/@weekly/@monthly/@yearly, so it runs at most once a minute.`,
+      400,
+    );
+  }
   try {
     const c = new Cron(cron, { paused: true, timezone: timezone ?? undefined });
     const next = c.nextRun();

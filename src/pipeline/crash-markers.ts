@@ -112,6 +112,8 @@ export function guardAgainstCrashes(
     async run(functions: ExtractionFunction[], documents: SandboxDocument[], runOptions?: RunOptions) {
       const unit = units.getStore();
       if (unit) enter(unit);
+      // The job is the scope of its functions' vm contexts: shared by its units, never with another job.
+      runOptions = { ...runOptions, scope: runOptions?.scope ?? `job:${jobId}` };
       const disabled = new Map(disabledRows.all(jobId).map((r) => [r.function_id, r.unit]));
       const out: CallOutcome[][] = functions.map((f) =>
         disabled.has(String(f.id)) ? documents.map(() => disabledOutcome(disabled.get(String(f.id))!)) : [],

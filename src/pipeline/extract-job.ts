@@ -388,7 +388,7 @@ async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, do
     const out = await run.timed('corpus', () =>
       ctx.checkpoint(`batch:${b}`, async () => {
         const docs = repo.loadDocuments(deps.db, ids).map(sandboxDoc);
-        const result: Record<string, BatchOutputs> = {};
+        const result: Record<string, BatchOutputs> = Object.create(null); // keyed by attribute name
         for (const spec of specs)
           result[spec.name] = await runBatch(deps.sandbox, learned.kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs, failures.get(spec.name));
         return result;

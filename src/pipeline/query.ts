@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
 
@@ -48,6 +49,8 @@ export function checkQueryText(sql: string): void {
     [/\battach\b/, 'ATTACH'],
     [/\bdetach\b/, 'DETACH'],
     [/\bpragma\b/, 'PRAGMA statements'],
+    [/\bpragma_\w+/, 'Table-valued pragmas (pragma_table_info, pragma_database_list, ...)'],
+    [/\bdbstat\b/, 'The dbstat virtual table'],
     [/\bload_extension\b/, 'load_extension()'],
     [/\bvacuum\b/, 'VACUUM'],
   ] as const) {
@@ -81,8 +84,10 @@ process.stdin.on('end', () => {
     db.pragma('query_only = 1');
     db.pragma('busy_timeout = 2000');
   } catch (e) { return fail('query_unavailable', 'The database cannot be opened for reading: ' + e.message); }
+  const nomem = (e) => e && e.code === 'SQLITE_NOMEM';
+  const tooLarge = () => fail('query_too_large', 'The query needed more than the ' + req.memoryMb + ' MB the query process may use (EVAPORATE_QUERY_MEMORY_MB); add a LIMIT or read less per row.');
   let stmt;
-  try { stmt = db.prepare(req.sql); } catch (e) { return fail('query_invalid', 'The SQL does not compile: ' + e.message); }
+  try { stmt = db.prepare(req.sql); } catch (e) { return nomem(e) ? tooLarge() : fail('query_invalid', 'The SQL does not compile: ' + e.message); }
   if (!stmt.readonly) return fail('query_not_read_only', 'Only read-only queries can be run; this statement would change the database.');
   if (!stmt.reader) return fail('query_not_read_only', 'The statement returns no rows; only queries that read data can be run.');
   try {
@@ -92,6 +97,9 @@ process.stdin.on('end', () => {
     const plan = db.prepare('EXPLAIN ' + req.sql).raw(true).all(...(req.params === undefined ? [] : [req.params]));
     for (const op of plan) {
       const opcode = op[1];
+      // A virtual table (dbstat, a table-valued pragma, json_each, ...) is read through VOpen, not a b-tree of
+      // an allowed table: some list the schema of every table, the database's file path, or scan the whole file.
+      if (opcode === 'VOpen') return fail('query_forbidden', 'Virtual tables and table-valued functions (dbstat, pragma_table_info(), json_each(), ...) cannot be queried; queries may read the result tables, their provenance and ' + req.catalog.join(', ') + '.');
       if (opcode !== 'OpenRead' && opcode !== 'OpenWrite' && opcode !== 'ReopenIdx') continue;
       if (op[4] !== 0) return fail('query_forbidden', 'Queries may read only the main database.');
       if (op[3] === 1) continue; // sqlite_schema: listing tables is fine
@@ -111,7 +119,7 @@ process.stdin.on('end', () => {
       if (rows.length === req.limit) { hasMore = true; break; }
       rows.push(row.map((v) => (Buffer.isBuffer(v) ? { base64: v.toString('base64') } : typeof v === 'bigint' ? v.toString() : v)));
     }
-  } catch (e) { return fail('query_failed', 'The query failed: ' + e.message); }
+  } catch (e) { return nomem(e) ? tooLarge() : fail('query_failed', 'The query failed: ' + e.message); }
   send({ columns, rows, hasMore });
 });
 `;
@@ -119,21 +127,64 @@ process.stdin.on('end', () => {
 export interface QueryOptions {
   timeoutMs: number;
   maxRows: number;
-  /** Heap of the query process, MB. */
+  /** All the memory the query process may hold (JavaScript heap and SQLite together), MB. */
   memoryMb?: number;
+  /** Queries running at once in this process; past it a query is refused with too_many_queries (429). */
+  maxConcurrent?: number;
+}
+
+let runningQueries = 0;
+
+/**
+ * The query process's memory is capped by the kernel (RLIMIT_DATA, which Linux applies to every private
+ * anonymous mapping: V8's heap and SQLite's allocations alike), so SQLite gets NULL from malloc and answers
+ * SQLITE_NOMEM. SQLite's own hard_heap_limit pragma is no use here: better-sqlite3 builds SQLite with
+ * SQLITE_DEFAULT_MEMSTATUS=0, and without memory statistics that limit is never checked. Elsewhere (macOS)
+ * the limit is not enforced and only the heap cap and the time limit apply.
+ */
+function queryProcess(memoryMb: number): { command: string; args: string[] } {
+  const node = [`--max-old-space-size=${Math.max(32, Math.min(256, Math.floor(memoryMb / 2)))}`, '-e', CHILD];
+  if (process.platform !== 'linux') return { command: process.execPath, args: node };
+  return { command: '/bin/sh', args: ['-c', `ulimit -d ${Math.floor(memoryMb * 1024)} && exec "$0" "$@"`, process.execPath, ...node] };
+}
+
+/** Error text never names where the database lives. */
+function withoutPaths(message: string, file: string): string {
+  if (!path.isAbsolute(file)) return message;
+  const dir = path.dirname(file);
+  const named = message.split(file).join('<database>');
+  return dir.length > 1 ? named.split(dir).join('<data directory>') : named;
 }
 
 export async function runQuery(db: Db, request: QueryRequest, options: QueryOptions): Promise<QueryResult> {
   checkQueryText(request.sql);
+  const maxConcurrent = options.maxConcurrent ?? 4;
+  if (runningQueries >= maxConcurrent) {
+    throw new EvaporateError('too_many_queries', `${maxConcurrent} queries are already running (EVAPORATE_QUERY_CONCURRENCY); try again when one has finished.`, 429);
+  }
+  runningQueries++;
+  try {
+    return await runQueryProcess(db, request, options);
+  } catch (error) {
+    if (error instanceof EvaporateError && db.name) throw new EvaporateError(error.code, withoutPaths(error.message, db.name), error.status, error.details);
+    throw error;
+  } finally {
+    runningQueries--;
+  }
+}
+
+async function runQueryProcess(db: Db, request: QueryRequest, options: QueryOptions): Promise<QueryResult> {
   const file = db.name;
   if (!file || file === ':memory:' || db.memory)
     throw new EvaporateError('query_unavailable', 'SQL queries need a database file (the in-memory database cannot be opened read-only by a second connection).', 409);
   const offset = Math.max(0, Math.floor(Number(request.offset ?? 0)) || 0);
   const limit = Math.min(options.maxRows, Math.max(1, Math.floor(Number(request.limit ?? options.maxRows)) || options.maxRows));
-  const payload = JSON.stringify({ file, sql: request.sql, params: request.params, offset, limit, allowed: allowedTables(db), catalog: CATALOG_TABLES });
+  const memoryMb = options.memoryMb ?? 512;
+  const payload = JSON.stringify({ file, sql: request.sql, params: request.params, offset, limit, allowed: allowedTables(db), catalog: CATALOG_TABLES, memoryMb });
   const t0 = performance.now();
   const out = await new Promise<{ columns: string[]; rows: unknown[][]; hasMore: boolean }>((resolve, reject) => {
-    const child = spawn(process.execPath, [`--max-old-space-size=${options.memoryMb ?? 256}`, '-e', CHILD], {
+    const { command, args } = queryProcess(memoryMb);
+    const child = spawn(command, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { EVAPORATE_BETTER_SQLITE3: betterSqlitePath, PATH: process.env.PATH ?? '' },
     });
@@ -158,7 +209,7 @@ export async function runQuery(db: Db, request: QueryRequest, options: QueryOpti
       try {
         msg = JSON.parse(text);
       } catch {
-        const oom = /heap out of memory|Allocation failed/i.test(stderr);
+        const oom = /heap out of memory|Allocation failed|out of memory|Cannot allocate/i.test(stderr);
         return reject(
           oom
             ? new EvaporateError('query_too_large', 'The query result is too large for the query memory limit; add a LIMIT or select fewer columns.', 413)

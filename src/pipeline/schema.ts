@@ -5,6 +5,7 @@
  * by how often the model named the attribute and by how early it names it (models list a page's fields in
  * reading order: the title before the price), never by the name; what the cap cuts is reported.
  */
+import { attributeNameProblem } from '../store/attribute-names.js';
 import type { CallContext, LlmProvider } from '../llm/types.js';
 import { listAttributesPrompt, mergeSynonymsPrompt, plausibilityPrompt } from './prompts.js';
 import { parseJsonObject } from './llm-output.js';
@@ -50,7 +51,8 @@ export async function discoverAttributes(
     for (const [index, raw] of names.entries()) {
       if (typeof raw !== 'string') continue;
       const key = canonicalName(raw);
-      if (!key || key.length > 60) continue;
+      // A model's proposal is held to the same rules as a user's (no __proto__, constructor, _internal).
+      if (!key || key.length > 60 || attributeNameProblem(key) !== null) continue;
       if (!perDoc.get(key)?.has(c.docId)) (places.get(key) ?? places.set(key, []).get(key)!).push(names.length > 1 ? index / (names.length - 1) : 0);
       if (!perDoc.has(key)) perDoc.set(key, new Set());
       perDoc.get(key)!.add(c.docId);

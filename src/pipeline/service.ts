@@ -2,6 +2,7 @@
  * What the server and the CLI call to start extractions: request validation, the services the job needs
  * (composed LLM stack, sandbox pool, label model), and the handler the job runner registers as "extract".
  */
+import { attributeNameProblem } from '../store/attribute-names.js';
 import type { Db } from '../store/database.js';
 import type { Settings } from '../config.js';
 import type { LlmProvider } from '../llm/types.js';
@@ -37,10 +38,11 @@ export function parseExtractRequest(corpusId: number, body: unknown): { params: 
     if (!Array.isArray(b.attributes) || b.attributes.length === 0 || b.attributes.length > 100) throw bad('"attributes" must be a list of 1 to 100 attribute names or {name, description, type} objects.');
     attributes = b.attributes.map((a: unknown) => {
       const spec = typeof a === 'string' ? { name: a } : (a as Record<string, unknown>);
-      if (!spec || typeof spec.name !== 'string' || !/^[\p{L}\p{N}_ -]{1,64}$/u.test(spec.name.trim())) throw bad(`Attribute names are 1-64 letters, digits, spaces, "_" or "-"; got ${JSON.stringify(a)}.`);
+      const problem = spec ? attributeNameProblem(spec.name) : 'An attribute is a name or a {name, description, type} object.';
+      if (problem) throw bad(problem);
       if (spec.type !== undefined && !TYPES.includes(String(spec.type))) throw bad(`Attribute type must be one of ${TYPES.join(', ')}.`);
       if (spec.description !== undefined && (typeof spec.description !== 'string' || spec.description.length > 500)) throw bad('An attribute description is a string of at most 500 characters.');
-      return { name: spec.name.trim(), ...(spec.description ? { description: spec.description as string } : {}), ...(spec.type ? { type: spec.type as AttributeSpec['type'] } : {}) };
+      return { name: String(spec.name).trim(), ...(spec.description ? { description: spec.description as string } : {}), ...(spec.type ? { type: spec.type as AttributeSpec['type'] } : {}) };
     });
   }
   if (mode === 'closed' && !attributes) throw bad('A closed extraction needs "attributes": the names of the columns to extract.');

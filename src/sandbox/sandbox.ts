@@ -8,15 +8,13 @@ import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { Settings } from '../config.js';
 import { EvaporateError } from '../errors.js';
-import { domRealmSource } from './dom-bundle.js';
 import { MemoryGuard } from './memory-guard.js';
 import type { CallOutcome, ExtractionFunction, RunOptions, Sandbox, SandboxDocument, SandboxErrorCode } from './types.js';
 
-type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments';
+type OptionalSettings = 'maxOutputItems' | 'maxSourceChars' | 'batchDocuments' | 'isolation';
 /** Settings['sandbox']; the newer knobs may be left out and take their defaults. */
 export type SandboxSettings = Omit<Settings['sandbox'], OptionalSettings> & Partial<Pick<Settings['sandbox'], OptionalSettings>>;
 
-const WORKER_URL = new URL('./worker.mjs', import.meta.url);
 const PHASE_COMPILE = 1;
 
 interface Store {
@@ -96,17 +94,29 @@ const HARD_HEAP_MB = 3072;
 const MIN_MEMORY_BLAME_MS = 30;
 const MEMORY_COOLDOWN_MS = 300;
 const MEMORY_SLACK_MB = 256;
+const MAX_LOST_BEFORE_START = 3;
+let runCounter = 0;
 
-export function createSandbox(settings: SandboxSettings): Sandbox {
+/** What the pool needs from its surroundings; the process host passes both, having no bundler or module URL. */
+export interface PoolInternals {
+  /** The script run in each worker's DOM realm (dom-bundle.ts builds it). */
+  domSource: string;
+  /** worker.mjs, as a file URL. */
+  workerUrl?: string;
+}
+
+/** The pool of worker threads, in this process (see process-sandbox.ts for the pool in its own process). */
+export function createThreadSandbox(settings: SandboxSettings, internals: PoolInternals): Sandbox {
+  const workerUrl = internals.workerUrl ?? new URL('./worker.mjs', import.meta.url).href;
   const threads = settings.workers > 0 ? settings.workers : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const maxOutputItems = settings.maxOutputItems ?? 1000;
   const maxSourceChars = settings.maxSourceChars ?? 100_000;
   const pool = new Piscina({
-    filename: WORKER_URL.href,
+    filename: workerUrl,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
-    workerData: { domSource: domRealmSource() },
+    workerData: { domSource: internals.domSource },
     // Heap cap per worker: an allocation bomb kills that worker, not the process.
     resourceLimits: { maxOldGenerationSizeMb: Math.max(HARD_HEAP_MB, settings.memoryLimitMb * 4), maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     // Workers share nothing with the host process environment.
@@ -160,6 +170,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
     maxFailures: number,
     out: CallOutcome[][],
     docBase: number,
+    scope: string,
   ): Promise<void> {
     const F = functions.length;
     const D = store.ids.length;
@@ -170,6 +181,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
       out[i % F][docBase + Math.floor(i / F)] = { ok: false, error: { code, message } };
       skip.push(i);
     };
+    let lostBeforeStart = 0;
     for (;;) {
       const progress = new Int32Array(new SharedArrayBuffer(16));
       const controller = new AbortController();
@@ -184,6 +196,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
         const result = (await pool.run(
           {
             functions: functions.map((f) => ({ id: String(f.id), source: f.source })),
+            scope,
             store,
             skip,
             skipFunctions,
@@ -226,6 +239,8 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
             : code === 'memory'
               ? `exceeded the ${settings.memoryLimitMb} MB memory limit and was stopped`
               : 'crashed its worker and was stopped';
+        // A batch handed to a worker that was just being replaced (recycled for memory) never started: run it again.
+        if (phase === 0 && !aborted && !isOutOfMemory(error) && ++lostBeforeStart <= MAX_LOST_BEFORE_START) continue;
         if (phase === 0 || f < 0 || f >= F) throw error;
         if (phase === PHASE_COMPILE) {
           // Top-level code that never finishes fails every call of this function, in every batch.
@@ -244,6 +259,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
     async run(functions, documents, options: RunOptions = {}) {
       if (closed) throw new EvaporateError('sandbox_closed', 'The sandbox has been shut down and runs no more functions.', 503);
       const timeoutMs = options.timeoutMs ?? settings.callTimeoutMs;
+      const scope = options.scope ?? `run:${process.pid}:${++runCounter}`;
       const maxFailures = settings.maxFailuresPerFunction;
       const out: CallOutcome[][] = functions.map(() => new Array<CallOutcome>(documents.length));
       if (functions.length === 0 || documents.length === 0) return out;
@@ -274,7 +290,7 @@ export function createSandbox(settings: SandboxSettings): Sandbox {
             const start = next;
             next += perBatch;
             const store = encodeStore(documents.slice(start, start + perBatch));
-            await runBatch(sent, store, sentFailures, timeoutMs, maxFailures, sentOut, start);
+            await runBatch(sent, store, sentFailures, timeoutMs, maxFailures, sentOut, start, scope);
           }
         };
         await Promise.all(Array.from({ length: threads * 2 }, lane));

@@ -33,6 +33,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Failure counts per function id, kept by the caller across the runs of one job; updated in place. */
   failures?: Map<string, number>;
+  /**
+   * Which calls may share a function's vm context (a job: "job:17"). Contexts are never shared across scopes;
+   * without one, each run() is its own scope. Within a scope every call still starts from a fresh copy of
+   * the function's top-level bindings.
+   */
+  scope?: string;
 }
 
 export interface Sandbox {

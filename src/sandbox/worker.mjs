@@ -7,6 +7,12 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { workerData } from 'piscina';
 
+// A full collection on demand, to tell memory a function keeps across calls from garbage not yet collected.
+// The flag is switched off again at once, so no context created after this line has a gc global.
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc');
+v8.setFlagsFromString('--no-expose-gc');
+
 const CONTEXT_OPTIONS = { codeGeneration: { strings: false, wasm: false }, microtaskMode: 'afterEvaluate' };
 
 // Runs first in every context: removes what an extraction function never needs (shared memory, raw buffers
@@ -15,7 +21,7 @@ const CONTEXT_OPTIONS = { codeGeneration: { strings: false, wasm: false }, micro
 const HARDEN = `"use strict";
 (() => {
   const g = globalThis;
-  const drop = ['console', 'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'FinalizationRegistry', 'WeakRef'];
+  const drop = ['gc', 'console', 'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'FinalizationRegistry', 'WeakRef'];
   if (!KEEP_BUFFERS) drop.push('ArrayBuffer', 'DataView', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array',
     'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array', 'Uint8ClampedArray', 'BigUint64Array', 'BigInt64Array', 'Float16Array');
   for (const k of drop) delete g[k];
@@ -77,8 +83,22 @@ const RUNNER = `"use strict";
       return 'threw a value that could not be inspected';
     }
   };
-  return (extract, maxChars, maxItems) => (text, doc) => {
+  // What user code sees as globalThis: a frozen copy of this (hardened) global. The real global object is
+  // shadowed by the factory's parameter of that name, and strict code has no other way to reach it, so a
+  // function cannot hang state on it.
+  const g = globalThis;
+  const view = Object.create(null);
+  for (const k of Reflect.ownKeys(g)) { try { view[k] = g[k]; } catch {} }
+  view.globalThis = view;
+  Object.freeze(view);
+  const probe = (factory) => () => typeof apply(factory, undefined, [view]) === 'function';
+  return (factory, maxChars, maxItems) => [probe(factory), (text, doc) => {
     let v;
+    // The top-level code runs again for every call, so nothing one call leaves in the function's own
+    // bindings (a top-level array, a closure) is seen by the next: each call starts from the source.
+    let extract;
+    try { extract = apply(factory, undefined, [view]); } catch (e) { return 'Rthe top-level code threw: ' + describe(e); }
+    if (typeof extract !== 'function') return 'Rthe source does not define function extract(text, doc)';
     try { v = apply(extract, undefined, [text, doc]); } catch (e) { return 'R' + describe(e); }
     try {
       if (v === null || v === undefined) return null;
@@ -107,7 +127,7 @@ const RUNNER = `"use strict";
     } catch (e) {
       return 'O' + 'returned a value that could not be read (' + describe(e) + ')';
     }
-  };
+  }];
 })();`;
 
 const domContext = vm.createContext(Object.create(null), CONTEXT_OPTIONS);
@@ -131,12 +151,16 @@ const makeDoc = vm.runInContext('globalThis.__evaporateMakeDoc', domContext);
 const hardenScript = new vm.Script(`const KEEP_BUFFERS = false;\n${HARDEN}`);
 const runnerScript = new vm.Script(RUNNER);
 
-// Compiled functions, keyed by id and source, so each is compiled once per worker (bounded: least recently used out).
+// Compiled functions, keyed by scope (a job; else one sandbox.run), id and source, so each gets a fresh
+// context per scope and is compiled once per worker within it (bounded: least recently used out).
 const compiled = new Map();
 const MAX_COMPILED = workerData.maxCompiled ?? 256;
+// Runs the context's pending microtasks (a promise callback a call queued), inside the call's time and
+// memory accounting; left queued, they would hold whatever they captured for as long as the context lives.
+const drainScript = new vm.Script('undefined');
 
-function compile(fn, limits, report) {
-  const key = fn.id + '\u0000' + fn.source;
+function compile(fn, limits, report, scope) {
+  const key = scope + '\u0000' + fn.id + '\u0000' + fn.source;
   let entry = compiled.get(key);
   if (entry) {
     compiled.delete(key);
@@ -150,19 +174,19 @@ function compile(fn, limits, report) {
     const wrapRunner = runnerScript.runInContext(context);
     const factory = vm.compileFunction(
       `"use strict";\n${fn.source}\n;return typeof extract === 'function' ? extract : undefined;`,
-      [],
+      ['globalThis'],
       { parsingContext: context },
     );
-    let extract;
+    const runner = wrapRunner(factory, limits.maxOutputChars, limits.maxOutputItems);
+    let defined = false;
     try {
-      extract = factory();
+      // Once here, under the compile phase: top-level code that hangs or throws fails the function as a whole.
+      defined = runner[0]() === true;
     } catch {
       entry = { error: 'the top-level code of the function threw' };
     }
     if (!entry) {
-      entry = typeof extract === 'function'
-        ? { call: wrapRunner(extract, limits.maxOutputChars, limits.maxOutputItems) }
-        : { error: 'the source does not define function extract(text, doc)' };
+      entry = defined ? { call: runner[1], context } : { error: 'the source does not define function extract(text, doc)' };
     }
   } catch (e) {
     entry = { error: 'the source does not compile: ' + (e instanceof SyntaxError ? String(e.message).slice(0, MAX_ERROR_MESSAGE) : 'invalid JavaScript') };
@@ -183,6 +207,9 @@ export function outcomeCharLimit(maxOutputChars, maxOutputItems) {
 
 const PHASE_COMPILE = 1;
 const PHASE_CALL = 2;
+// Live heap growth since start, in memory caps, past which a worker is replaced (compiled contexts included).
+const WORKER_GROWTH_CAPS = 4;
+const workerBaseline = v8.getHeapStatistics().used_heap_size;
 
 /**
  * task: { functions: [{id, source}], store: {buffer, offsets, ids, hasHtml}, skip: number[] (call indexes),
@@ -214,11 +241,20 @@ export default function runBatch(task) {
     dropped.has(f) ? { error: 'skipped' }
       // Already disabled (e.g. its top-level code hung in another batch): not even compiled again.
       : Atomics.load(failures, f) >= maxFailures ? { disabled: true }
-      : compile(fn, limits, () => mark(PHASE_COMPILE, f, -1)));
+      : compile(fn, limits, () => mark(PHASE_COMPILE, f, -1), task.scope));
   const out = new Array(F * D).fill(null);
   // Counted here and added to the shared counts by the pool only when this batch completes, so a batch
   // resumed after a worker was replaced does not count the same failure twice.
   const localFailures = new Array(F).fill(0);
+  // Memory kept across calls (past what each call allocates): live heap growth over the batch, measured
+  // after a full collection once the heap has grown by the cap, is charged to the function whose calls grew
+  // the heap most. That function fails with `memory` and is disabled, and this worker is replaced after the
+  // batch, since what V8 holds for a function (the symbol registry, compiled code) is only freed with it.
+  const grown = new Float64Array(F);
+  const lastCall = new Int32Array(F).fill(-1);
+  let base = v8.getHeapStatistics().used_heap_size;
+  let checkAt = base + memoryCapBytes;
+  let recycle = false;
   for (let d = 0; d < D; d++) {
     const text = bytes.toString('utf8', offsets[2 * d], offsets[2 * d + 1]);
     const html = store.hasHtml[d] ? bytes.toString('utf8', offsets[2 * (D + d)], offsets[2 * (D + d) + 1]) : '';
@@ -234,14 +270,35 @@ export default function runBatch(task) {
       // The committed heap only grows during a call and is given back later, so its growth across the call
       // bounds what the call allocated from below: a call that allocates past the cap and returns before
       // the pool's sampling watchdog looks is still caught here.
-      const heapBefore = v8.getHeapStatistics().total_heap_size;
+      const before = v8.getHeapStatistics();
+      const heapBefore = before.total_heap_size;
       let r;
       try {
         r = entry.call(text, doc);
+        drainScript.runInContext(entry.context);
       } catch {
         // Only a failure deep in the runner itself (e.g. the stack already exhausted) gets here; the thrown
         // value belongs to the context and is deliberately not inspected.
         r = 'Rthe function failed in a way that could not be inspected';
+      }
+      const after = v8.getHeapStatistics();
+      grown[f] += Math.max(0, after.used_heap_size - before.used_heap_size);
+      lastCall[f] = i;
+      if (memoryCapBytes > 0 && after.used_heap_size > checkAt) {
+        collectGarbage();
+        const live = v8.getHeapStatistics().used_heap_size;
+        checkAt = live + memoryCapBytes;
+        if (live - base > memoryCapBytes) {
+          let culprit = 0;
+          for (let g = 1; g < F; g++) if (grown[g] > grown[culprit]) culprit = g;
+          localFailures[culprit] = maxFailures;
+          grown[culprit] = 0;
+          if (lastCall[culprit] >= 0) out[lastCall[culprit]] = 'M' + task.memoryLimitMb;
+          // What the culprit holds stays until the worker goes; the others are measured from here.
+          base = live;
+          recycle = true;
+          if (culprit === f) continue;
+        }
       }
       if (typeof r === 'string' && r.length > maxOutcomeChars) {
         // Cannot happen through the runner's own caps; checked anyway so nothing unbounded leaves this thread.
@@ -260,5 +317,14 @@ export default function runBatch(task) {
     }
   }
   mark(0, -1, -1);
-  return { out, failures: localFailures };
+  // Across batches: a worker whose live heap grew past a few caps since it started (memory kept a little
+  // per batch) is replaced too.
+  if (!recycle && memoryCapBytes > 0 && v8.getHeapStatistics().used_heap_size - workerBaseline > WORKER_GROWTH_CAPS * memoryCapBytes) {
+    collectGarbage();
+    if (v8.getHeapStatistics().used_heap_size - workerBaseline > WORKER_GROWTH_CAPS * memoryCapBytes) recycle = true;
+  }
+  // Replaced after answering: the exit comes after the answer is posted (timers run after the microtask that
+  // posts it); a batch sent to this worker meanwhile fails before it starts, and the pool runs it again.
+  if (recycle) setTimeout(() => process.exit(0), 0);
+  return { out, failures: localFailures, recycled: recycle };
 }

@@ -12,6 +12,7 @@ import type { Settings } from '../config.js';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
 import { errorSchema } from './schemas.js';
+import { limitJsonDepth, multipartClientError } from './request-limits.js';
 import corporaRoutes from './routes/corpora.js';
 import documentsRoutes from './routes/documents.js';
 import jobsRoutes from './routes/jobs.js';
@@ -70,11 +71,16 @@ function sameSecret(given: string, expected: string): boolean {
 }
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+  // Coercion as fastify's default minus arrays: query strings still turn "5" into 5, but a one-item array
+  // is no longer accepted where a string is expected (name: ["a"]).
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024, ajv: { customOptions: { coerceTypes: true } } });
   app.decorate('ctx', ctx);
+  limitJsonDepth(app);
 
   app.setErrorHandler((error: FastifyError | EvaporateError, request, reply) => {
     if (error instanceof EvaporateError) return reply.status(error.status).send(error.toJSON());
+    const multipartError = multipartClientError(error);
+    if (multipartError) return reply.status(multipartError.status).send(multipartError.toJSON());
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     const code = (error.code && frameworkCodes[error.code]) ?? (status >= 500 ? 'internal_error' : 'bad_request');
     if (status >= 500) request.log.error(error);

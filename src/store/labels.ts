@@ -3,6 +3,7 @@
  * silver labels and are what wrapper induction learns from. Labelling a (document, attribute) again replaces
  * its values; an empty list records that the document has no value.
  */
+import { attributeNameProblem } from './attribute-names.js';
 import type { Db } from './database.js';
 import { EvaporateError } from '../errors.js';
 
@@ -50,6 +51,8 @@ function validate(input: LabelInput): string[] {
   if (typeof input.attribute !== 'string' || !attributePattern.test(input.attribute.trim())) {
     throw new EvaporateError('invalid_attribute', `Attribute name "${input.attribute}" is not allowed: use 1 to 64 letters, digits, "_", "-" or spaces, starting with a letter.`, 400);
   }
+  const reserved = attributeNameProblem(input.attribute);
+  if (reserved) throw new EvaporateError('invalid_attribute', reserved, 400);
   if (!Array.isArray(input.values) || input.values.some((v) => typeof v !== 'string')) {
     throw new EvaporateError('invalid_label', 'A label value must be a string, a list of strings, or null for "no value".', 400);
   }

@@ -18,7 +18,13 @@ const queryRoutes: FastifyPluginAsync = async (app) => {
           type: 'object',
           properties: {
             sql: { type: 'string', minLength: 1, maxLength: 100000 },
-            params: { anyOf: [{ type: 'array', maxItems: 1000 }, { type: 'object' }] },
+            // SQLite binds only scalars: anything nested is refused here, at its first level.
+            params: {
+              anyOf: [
+                { type: 'array', maxItems: 1000, items: { type: ['string', 'number', 'boolean', 'null'] } },
+                { type: 'object', maxProperties: 1000, additionalProperties: { type: ['string', 'number', 'boolean', 'null'] } },
+              ],
+            },
             offset: { type: 'integer', minimum: 0 },
             limit: { type: 'integer', minimum: 1 },
             format: { type: 'string', enum: ['json', 'csv'] },
@@ -26,12 +32,17 @@ const queryRoutes: FastifyPluginAsync = async (app) => {
           required: ['sql'],
           additionalProperties: false,
         },
-        response: errorResponses(400, 408, 409, 413),
+        response: errorResponses(400, 408, 409, 413, 429),
       },
     },
     async (request, reply) => {
       const { sql, params, offset, limit, format } = request.body;
-      const result = await runQuery(db, { sql, params, offset, limit }, { timeoutMs: settings.query.timeoutMs, maxRows: settings.query.maxRows });
+      const result = await runQuery(db, { sql, params, offset, limit }, {
+        timeoutMs: settings.query.timeoutMs,
+        maxRows: settings.query.maxRows,
+        memoryMb: settings.query.memoryMb,
+        maxConcurrent: settings.query.maxConcurrent,
+      });
       const csv = format === 'csv' || (format === undefined && /\btext\/csv\b/.test(String(request.headers.accept ?? '')));
       if (csv) {
         reply.header('content-type', 'text/csv; charset=utf-8');
