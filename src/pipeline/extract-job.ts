@@ -24,6 +24,7 @@ import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
 import { normalizeForComparison } from '../weak-supervision/normalize.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
+import { emptyAttributeWarnings, type JobWarning } from './warnings.js';
 
 export interface ExtractParams {
   corpusId: number;
@@ -70,6 +71,8 @@ export interface ExtractResult {
   directTokensEstimate: number;
   functionEvaluations: number;
   stageMs: Record<string, number>;
+  /** Attributes that ended empty, each with why and what to do (src/pipeline/warnings.ts). */
+  warnings: JobWarning[];
 }
 
 /** Counts what this run of the job asked of the model (the ledger in src/llm is the durable account). */
@@ -339,17 +342,19 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   ctx.progress('done', 1, 1);
 
   const meanDirectPrompt = m.directCalls ? m.directPromptTokens / m.directCalls : 0;
+  const attributes = specs.map((s, i) => ({ ...summaries.get(s.name)!, column: columns[i].column, type: types[i], filled: filled.get(s.name) ?? 0 }));
   return {
     corpusId: corpus.id,
     table,
     provenanceTable: `${table}__provenance`,
     rows: docIds.length,
-    attributes: specs.map((s, i) => ({ ...summaries.get(s.name)!, column: columns[i].column, type: types[i], filled: filled.get(s.name) ?? 0 })),
+    attributes,
     dropped,
     llm: { calls: m.calls, cachedCalls: m.cachedCalls, promptTokens: m.promptTokens, completionTokens: m.completionTokens },
     directTokensEstimate: Math.round(meanDirectPrompt * docIds.length * specs.length),
     functionEvaluations,
     stageMs,
+    warnings: emptyAttributeWarnings(attributes, { hasModel: hasModel('synthesis'), labelledDocuments: (name) => labelled.get(name)?.withValue ?? 0 }),
   };
 }
 

@@ -79,6 +79,7 @@ export function register(program: Command): void {
             ['name', 'column', 'type', 'candidates', 'kept', 'bestSampleScore', 'filled'],
           );
           if (result.dropped.length) console.log(`dropped as implausible: ${result.dropped.join(', ')}`);
+          for (const w of result.warnings ?? []) console.log(`warning ${w.code}: ${w.message}`);
           console.log(`LLM: ${result.llm.calls} calls (${result.llm.cachedCalls} cached), ${result.llm.promptTokens + result.llm.completionTokens} tokens; direct extraction of every document would send about ${result.directTokensEstimate} prompt tokens`);
         } finally {
           await services.close();
