@@ -18,7 +18,7 @@ import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
-import { passages } from './retrieval.js';
+import { ELISION, passages } from './retrieval.js';
 import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
@@ -108,7 +108,7 @@ function schemaContext(doc: PipelineDocument, tokens: number): string {
     return { i, score: (t.match(/^[^\n:]{2,40}:\s*\S/gm) ?? []).length + (t.match(/\b(by|price|date|isbn|publisher|author|name)\b/gi) ?? []).length * 0.2 };
   });
   const picked = scored.sort((a, b) => b.score - a.score || a.i - b.i).slice(0, Math.max(1, Math.floor((tokens * 4) / 1000))).map((s) => s.i).sort((a, b) => a - b);
-  return picked.map((i) => doc.text.slice(spans[i].start, spans[i].end).trim()).join('\n...\n');
+  return picked.map((i) => doc.text.slice(spans[i].start, spans[i].end).trim()).join(ELISION);
 }
 
 export function createExtractHandler(deps: ExtractDeps): JobHandler<ExtractParams, ExtractResult> {
