@@ -4,7 +4,9 @@
  * separated by " | ", list items on their own lines, script/style and other invisible parts dropped.
  */
 import * as cheerio from 'cheerio';
-import { decodeBuffer, getEncoding } from 'encoding-sniffer';
+import { isUtf8 } from 'node:buffer';
+import { decodeBuffer } from 'encoding-sniffer';
+import { ResultType, Sniffer } from 'encoding-sniffer/sniffer';
 import type { AnyNode, Element } from 'domhandler';
 import { parseHtmlDom } from './html-depth.js';
 import { normalizeNewlines } from './text.js';
@@ -12,8 +14,22 @@ import { normalizeNewlines } from './text.js';
 // WHATWG's fallback for pages that declare nothing; the SWDE-era web is mostly Latin-1/CP1252.
 const defaultEncoding = 'windows-1252';
 
+/** Any byte outside ASCII: only then can UTF-8 and windows-1252 read the page differently. */
+function hasNonAscii(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return true;
+  return false;
+}
+
+/**
+ * BOM, then <meta> or XML declaration; a page that declares nothing is UTF-8 when its bytes are valid UTF-8 with
+ * non-ASCII sequences in them (as browsers sniff: such bytes are almost never meant as windows-1252), else the
+ * windows-1252 default.
+ */
 export function htmlEncoding(bytes: Buffer): string {
-  return getEncoding(bytes, { defaultEncoding });
+  const sniffer = new Sniffer({ defaultEncoding });
+  sniffer.write(bytes);
+  if (sniffer.resultType === ResultType.DEFAULT && hasNonAscii(bytes) && isUtf8(bytes)) return 'UTF-8';
+  return sniffer.encoding;
 }
 
 /** The page as a string, decoded with its sniffed charset (BOM, then <meta>, then the default). */

@@ -54,6 +54,10 @@ export interface JobView {
   etaSeconds: number | null;
   error: { code: string; message: string } | null;
   result: unknown;
+  /** What went wrong in a job that still succeeded (an attribute that ended empty): the result's warnings. */
+  warnings: { code: string; message: string }[];
+  /** state, except that a succeeded job with warnings reads "succeeded_with_warnings". */
+  outcome: JobState | 'succeeded_with_warnings';
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -80,7 +84,15 @@ export function estimateEta(row: JobRow, now = Date.now()): number | null {
   return Math.round((elapsed / doneInStep) * (row.total - row.done) * 10) / 10;
 }
 
+/** Any job kind may report warnings as result.warnings: [{ code, message, ... }]. */
+function warningsOf(result: unknown): JobView['warnings'] {
+  const w = (result as { warnings?: unknown } | null)?.warnings;
+  return Array.isArray(w) ? w.filter((x): x is { code: string; message: string } => typeof x?.code === 'string' && typeof x?.message === 'string') : [];
+}
+
 export function toView(row: JobRow, now = Date.now()): JobView {
+  const result = parseJson(row.result);
+  const warnings = warningsOf(result);
   return {
     id: row.id,
     kind: row.kind,
@@ -96,7 +108,9 @@ export function toView(row: JobRow, now = Date.now()): JobView {
     cancelRequested: row.cancel_requested === 1,
     etaSeconds: estimateEta(row, now),
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
-    result: parseJson(row.result),
+    result,
+    warnings,
+    outcome: row.state === 'succeeded' && warnings.length ? 'succeeded_with_warnings' : row.state,
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,

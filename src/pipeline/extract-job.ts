@@ -19,7 +19,7 @@ import { scoreCandidates } from './scoring.js';
 import type { LabelDispute } from './silver-quality.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
-import { passages } from './retrieval.js';
+import { ELISION, passages } from './retrieval.js';
 import { shardedCorpusPass, type ShardRunner } from './corpus-shards.js';
 import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';
@@ -27,6 +27,7 @@ import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jo
 import { normalizeForComparison } from '../weak-supervision/normalize.js';
 import { withCrashGuard } from './crash-markers.js';
 import type { AttributeSpec, AttributeType, Candidate, PipelineDocument, ScoredCandidate, SilverLabels } from './types.js';
+import { emptyAttributeWarnings, type JobWarning } from './warnings.js';
 
 export interface ExtractParams {
   corpusId: number;
@@ -79,6 +80,8 @@ export interface ExtractResult {
   directTokensEstimate: number;
   functionEvaluations: number;
   stageMs: Record<string, number>;
+  /** Attributes that ended empty, each with why and what to do (src/pipeline/warnings.ts). */
+  warnings: JobWarning[];
 }
 
 /** Counts what this run of the job asked of the model (the ledger in src/llm is the durable account). */
@@ -114,7 +117,7 @@ function schemaContext(doc: PipelineDocument, tokens: number): string {
     return { i, score: (t.match(/^[^\n:]{2,40}:\s*\S/gm) ?? []).length + (t.match(/\b(by|price|date|isbn|publisher|author|name)\b/gi) ?? []).length * 0.2 };
   });
   const picked = scored.sort((a, b) => b.score - a.score || a.i - b.i).slice(0, Math.max(1, Math.floor((tokens * 4) / 1000))).map((s) => s.i).sort((a, b) => a - b);
-  return picked.map((i) => doc.text.slice(spans[i].start, spans[i].end).trim()).join('\n...\n');
+  return picked.map((i) => doc.text.slice(spans[i].start, spans[i].end).trim()).join(ELISION);
 }
 
 export function createExtractHandler(deps: ExtractDeps): JobHandler<ExtractParams, ExtractResult> {
@@ -496,18 +499,20 @@ function summarize(
   const m = run.meter;
   const table = resultTableName(run.corpus.name, run.corpus.id);
   const meanDirectPrompt = m.directCalls ? m.directPromptTokens / m.directCalls : 0;
+  const attributes = r.specs.map((s, i) => ({ ...r.learned.summaries.get(s.name)!, column: r.columns[i].column, type: r.decided.types[i], filled: r.decided.filled.get(s.name) ?? 0 }));
   return {
     corpusId: run.corpus.id,
     table,
     provenanceTable: `${table}__provenance`,
     rows: r.rows,
-    attributes: r.specs.map((s, i) => ({ ...r.learned.summaries.get(s.name)!, column: r.columns[i].column, type: r.decided.types[i], filled: r.decided.filled.get(s.name) ?? 0 })),
+    attributes,
     dropped: r.dropped,
     cut: r.cut,
     llm: { calls: m.calls, cachedCalls: m.cachedCalls, promptTokens: m.promptTokens, completionTokens: m.completionTokens },
     directTokensEstimate: Math.round(meanDirectPrompt * r.rows * r.specs.length),
     functionEvaluations: r.pass.functionEvaluations,
     stageMs: run.stageMs,
+    warnings: emptyAttributeWarnings(attributes, { hasModel: run.hasModel('synthesis'), labelledDocuments: (name) => run.labelled.get(name)?.withValue ?? 0 }),
   };
 }
 

@@ -6,7 +6,7 @@
 import { EXTRACTION_FUNCTION_CONTRACT } from '../sandbox/contract.js';
 import type { ChatMessage } from '../llm/types.js';
 
-export const PROMPT_VERSION = 'pipeline-v1';
+export const PROMPT_VERSION = 'pipeline-v2';
 
 const system = (content: string): ChatMessage => ({ role: 'system', content });
 const user = (content: string): ChatMessage => ({ role: 'user', content });
@@ -95,7 +95,9 @@ export function synthesisPrompt(
   description: string,
   sample: { text: string; html?: string; value: string[] | null },
 ): ChatMessage[] {
-  const shown = sample.html ? `HTML excerpt of one document:\n"""\n${sample.html}\n"""` : `Text of one document:\n"""\n${sample.text}\n"""`;
+  const shown = sample.html
+    ? `HTML excerpt of one document, around the value:\n"""\n${sample.html}\n"""${sample.text ? `\n\nThe same part of its readable text (what your function receives as \`text\`):\n"""\n${sample.text}\n"""` : ''}`
+    : `Text of one document:\n"""\n${sample.text}\n"""`;
   const expected = sample.value === null ? 'This document does not state it (return null).' : `In this document the value is ${JSON.stringify(sample.value.length === 1 ? sample.value[0] : sample.value)}.`;
   return [
     system('You write small, robust JavaScript extraction functions. Answer with one ```javascript code block.'),
@@ -103,6 +105,7 @@ export function synthesisPrompt(
 Attribute: ${attribute}${description ? ` (${description})` : ''}
 Write a function that returns the full value of "${attribute}" from any document of this collection, and nothing else.
 It will run on thousands of documents laid out like this one; prefer labels and structure over this document's literal values.
+Return the value alone: no label ("Publisher:"), no neighbouring field; where they share an element or line, doc.valueAfter('Label') cuts the value out.
 
 ${EXTRACTION_FUNCTION_CONTRACT}
 ${variant === 'examples' ? `\n${FUNCTION_EXAMPLES}\n` : ''}

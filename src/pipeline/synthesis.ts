@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { CallContext, LlmProvider } from '../llm/types.js';
 import { PROMPT_VERSION, SYNTHESIS_VARIANTS, synthesisPrompt } from './prompts.js';
 import { parseCode } from './llm-output.js';
-import { attributeQuery, selectContext } from './retrieval.js';
+import { attributeQuery, locateInHtml, selectContext, textExcerpt } from './retrieval.js';
 import type { AttributeSpec, Candidate, PipelineDocument } from './types.js';
 import { mapLimit } from './direct.js';
 import { labelTypicality } from './silver-quality.js';
@@ -25,20 +25,32 @@ export function sourceHash(source: string): string {
   return createHash('sha256').update(normalizeSource(source)).digest('hex').slice(0, 16);
 }
 
-/** The part of the raw HTML around the value (or the start of the body), what a function author needs to see. */
+/** Marks where an HTML excerpt was cut: comments, which no function could take for page content or a value. */
+const HTML_CUT_BEFORE = '<!-- [excerpt: the page goes on before this] -->\n';
+const HTML_CUT_AFTER = '\n<!-- [excerpt: the page goes on after this] -->';
+
+/**
+ * The part of the raw HTML around the value, found through the page's visible text (entities, whitespace and
+ * markup between words do not hide it, and a <title> tag does not stand in for the visible heading), or the
+ * start of the body when the value is not on the page. Cuts fall on tag boundaries and are marked.
+ */
 export function htmlExcerpt(html: string, value: string[] | null, chars: number): string {
-  let at = -1;
-  for (const v of value ?? []) {
-    at = html.indexOf(v);
-    if (at < 0) at = html.toLowerCase().indexOf(v.toLowerCase());
-    if (at >= 0) break;
-  }
+  let at = locateInHtml(html, value ?? []);
   if (at < 0) {
     const body = html.search(/<body/i);
     at = body < 0 ? 0 : body + chars / 2;
   }
-  const start = Math.max(0, at - chars / 2);
-  return html.slice(start, start + chars);
+  let start = Math.max(0, Math.floor(at - chars / 2));
+  let end = Math.min(html.length, start + chars);
+  if (start > 0) {
+    const tag = html.indexOf('<', start);
+    if (tag >= 0 && tag < at) start = tag;
+  }
+  if (end < html.length) {
+    const tag = html.lastIndexOf('>', end);
+    if (tag > at) end = tag + 1;
+  }
+  return `${start > 0 ? HTML_CUT_BEFORE : ''}${html.slice(start, end)}${end < html.length ? HTML_CUT_AFTER : ''}`;
 }
 
 export interface SynthesisOptions {
@@ -78,8 +90,11 @@ export async function synthesizeFunctions(
   const seen = new Map<string, Candidate>();
   const answers: { text: string; prompt: string }[][] = [];
   await mapLimit(plan, 4, async (p, i) => {
+    // HTML documents: the markup around the value and the same place in the readable text, which is what
+    // functions receive as `text` (the model never sees how the page renders otherwise). Budget split 3:1.
+    const budget = options.contextTokens * 4;
     const excerpt = p.item.doc.html
-      ? { text: '', html: htmlExcerpt(p.item.doc.html, p.item.value, options.contextTokens * 4) }
+      ? { text: textExcerpt(p.item.doc.text, p.item.value, Math.floor(budget / 4)), html: htmlExcerpt(p.item.doc.html, p.item.value, Math.floor((budget * 3) / 4)) }
       : { text: selectContext(p.item.doc.text, attributeQuery(attribute.name, attribute.description), options.contextTokens) };
     const r = await llm.complete(
       { messages: synthesisPrompt(p.variant, attribute.name, attribute.description ?? '', { ...excerpt, value: p.item.value }), role: 'synthesis', temperature: p.temperature, n, seed: i, maxTokens: 800 },

@@ -45,6 +45,14 @@ export interface DocHelpers {
   textAfter(label: string | RegExp): string | null;
   /** Innermost elements whose text contains the string (case-insensitive) or matches the RegExp. */
   findText(pattern: string | RegExp): readonly DocNode[];
+  /**
+   * The value after a label in the same element or line: finds the label as whole words (a string,
+   * case-insensitive, trailing ':' optional; or a RegExp) in the innermost element (or, without HTML, the line)
+   * that contains it, and returns the rest of that text up to the next "Label:" or the end, label punctuation
+   * trimmed ("Height: 6'10' Weight: 278" gives "6'10'" for "Height"); when nothing follows inside the element,
+   * the text after it as textAfter reads it. "by" never matches inside "Gatsby".
+   */
+  valueAfter(label: string | RegExp): string | null;
 }
 
 /** What extract may return; undefined is read as null. */
@@ -66,6 +74,9 @@ export const EXTRACTION_FUNCTION_CONTRACT = `Write JavaScript that defines exact
                             "<td>Publisher</td><td>Zondervan</td>" or "<b>Publisher:</b> Zondervan<br>";
                             label is a string (case-insensitive, trailing ':' ignored) or a RegExp; null if absent
     doc.findText(pattern)   innermost elements whose text contains the string (case-insensitive) or matches the RegExp
+    doc.valueAfter(label)   the part of an element's text (or line) after a label, as whole words, up to the next
+                            "Label:": doc.valueAfter('Height') gives "6'10'" for "Height: 6'10' Weight: 278";
+                            prefer it to slicing text yourself, so a label never leaks into the value; null if absent
   Each element has: el.tag, el.text (whitespace-collapsed text), el.html (outer HTML), el.attr(name) (string or null),
   el.parent, el.children, el.next, el.prev (next/previous element sibling or null), el.select(css).
 - Return a string, an array of strings (for several values), or null when the value is absent.

@@ -81,6 +81,7 @@ export function register(program: Command): void {
           );
           if (result.dropped.length) console.log(`dropped as implausible: ${result.dropped.join(', ')}`);
           if (result.cut?.length) console.log(`left out by the attribute cap (EVAPORATE_MAX_ATTRIBUTES or maxAttributes): ${result.cut.join(', ')}`);
+          for (const w of result.warnings ?? []) console.log(`warning ${w.code}: ${w.message}`);
           console.log(`LLM: ${result.llm.calls} calls (${result.llm.cachedCalls} cached), ${result.llm.promptTokens + result.llm.completionTokens} tokens; direct extraction of every document would send about ${result.directTokensEstimate} prompt tokens`);
         } finally {
           await services.close();

@@ -36,7 +36,8 @@ function line(j: JobView): string {
   const step = j.step ? ` ${j.step} ${j.done}/${j.total}${pct}` : '';
   const cost = j.tokens ? ` ${j.tokens} tokens $${j.costUsd.toFixed(4)}` : '';
   const err = j.error ? ` ${j.error.code}: ${j.error.message}` : '';
-  return `#${j.id} ${j.kind}${j.corpusId ? ` corpus ${j.corpusId}` : ''} ${j.state}${step}${cost}${err}`;
+  const warnings = j.warnings.map((w) => `\n  warning ${w.code}: ${w.message}`).join('');
+  return `#${j.id} ${j.kind}${j.corpusId ? ` corpus ${j.corpusId}` : ''} ${j.outcome}${step}${cost}${err}${warnings}`;
 }
 
 const parseId = (raw: string) => Number.parseInt(raw, 10);

@@ -114,7 +114,50 @@ function buildHelpers(html) {
     return clean(out) || null;
   };
 
+  // valueAfter: the label as whole words (a string, case-insensitive, its trailing ':' optional) or a RegExp.
+  const labelPattern = (label) => {
+    if (Object.prototype.toString.call(label) === '[object RegExp]') return new RegExp(label.source, String(label.flags).replace(/[gy]/g, ''));
+    const words = collapse(String(label)).replace(/\s*:$/, '').split(' ').filter(Boolean);
+    if (!words.length) return null;
+    const body = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\s+');
+    const open = /^[\p{L}\p{N}_]/u.test(words[0]) ? '(?<![\\p{L}\\p{N}_])' : '';
+    const close = /[\p{L}\p{N}_]$/u.test(words[words.length - 1]) ? '(?![\\p{L}\\p{N}_])' : '';
+    return new RegExp(`${open}${body}${close}\\s*:?`, 'iu');
+  };
+  // The value ends at the next label of the same line ("Height: 6'10' Weight: 278" -> "6'10'").
+  const NEXT_LABEL = /\s(?:\p{Lu}[\p{L}.#-]*\s){0,2}\p{Lu}[\p{L}.#-]*:(?=\s|$)/u;
+  const trimValue = (s) => collapse(s).replace(/^[\s:|\-\u2013\u2014]+/u, '').replace(/[\s:;,|]+$/u, '');
+  const afterIn = (t, re) => {
+    const m = re.exec(t);
+    if (!m) return null;
+    let rest = t.slice(m.index + m[0].length);
+    const next = NEXT_LABEL.exec(rest);
+    if (next) rest = rest.slice(0, next.index);
+    return trimValue(rest) || null;
+  };
+  const valueAfter = (label, text) => {
+    const re = labelPattern(label);
+    if (!re) return null;
+    if (html) {
+      // A label alone in its element ("<td>Location:</td><td>Boston</td>") reads on after it, a few levels up at most.
+      for (const hit of innermost((t) => re.test(t))) {
+        let node = hit;
+        for (let depth = 0; node && isElement(node) && depth < 3; depth++, node = node.parent) {
+          const v = afterIn(textOf(node), re) ?? following(node);
+          if (v) return v;
+        }
+      }
+      return null;
+    }
+    for (const line of String(text).split('\n')) {
+      const v = afterIn(line, re);
+      if (v) return v;
+    }
+    return null;
+  };
+
   const api = {
+    valueAfter,
     select: (selector) => (html ? selectIn(selector, ensure()) : EMPTY),
     selectOne: (selector) => (html ? selectIn(selector, ensure())[0] ?? null : null),
     textOf: (selector) => {
@@ -184,6 +227,7 @@ const DocProto = Object.create(null);
 for (const name of ['select', 'selectOne', 'textOf', 'textAfter', 'findText']) {
   Object.defineProperty(DocProto, name, { value: { [name](arg) { return helpersOf(this)[name](arg); } }[name] });
 }
+Object.defineProperty(DocProto, 'valueAfter', { value: { valueAfter(label) { return helpersOf(this).valueAfter(label, this.text); } }.valueAfter });
 freezeDeep(DocProto);
 
 globalThis.__evaporateMakeDoc = (id, text, html) => {
