@@ -39,7 +39,7 @@ export function makeBooks(count: number, subtitled: (i: number) => boolean = (i)
     title: i % 7 === 3 ? `Roads; Rivers and Rain ${i}` : `The Book of ${['Stars', 'Salt', 'Glass', 'Winter', 'Maps'][i % 5]} ${i}`,
     ...(subtitled(i) ? { subtitle: ' (Paperback)' } : {}),
     authors: i % 2 === 0 ? [`${first[i % 8]} ${last[i % 8]}`, `${first[(i + 3) % 8]} ${last[(i + 5) % 8]}`] : [`${first[i % 8]} ${last[(i + 1) % 8]}`],
-    genres: i % 4 === 0 ? [genres[i % 5], genres[(i + 1) % 5], genres[(i + 2) % 5]] : [genres[i % 5]],
+    genres: i % 3 === 1 ? [genres[i % 5], genres[(i + 1) % 5], genres[(i + 2) % 5]] : [genres[i % 5]],
     price: `$${10 + i}.99`,
   }));
 }

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { memoryJobContext, runExtraction } from '../src/pipeline/extract-job.js';
 import { discoverAttributes, mergeSynonyms, rankSchema } from '../src/pipeline/schema.js';
 import { scoreCandidates } from '../src/pipeline/scoring.js';
+import { runQuery } from '../src/pipeline/query.js';
 import { sampleDocuments } from '../src/pipeline/sampling.js';
 import * as repo from '../src/pipeline/repository.js';
 import { documentSummaries } from '../src/pipeline/repository.js';
@@ -155,5 +156,46 @@ describe('one wrong silver label', () => {
     const trusted = await scoreCandidates(h.sandbox, candidates, sandboxDocs, silver, 2, { trusted: new Set([5]) });
     expect(trusted.disputes).toEqual([expect.objectContaining({ documentId: 5, overruled: false })]);
     expect(trusted.kept.some((k) => SOURCES.titleWithFormat.includes(k.source))).toBe(true);
+  });
+});
+
+describe('list-shaped values', () => {
+  it('agree across shapes, keep every value as a list with a span each, and leave a title with ";" whole', async () => {
+    h = await startHarness({ books: 18 });
+    scriptModel(h, {
+      functions: {
+        title: SOURCES.titleRight.slice(0, 2),
+        // a list, one "A; B" string, a list with a repeat: the same answer three ways
+        author: [...SOURCES.authorList, ...SOURCES.authorJoined, ...SOURCES.authorDuplicated],
+        // one rule returns every genre, three return the first one
+        genre: [...SOURCES.genreAll, ...SOURCES.genreFirst],
+      },
+    });
+    const result = await runExtraction(
+      h.deps,
+      { corpusId: h.corpusId, mode: 'closed', attributes: [{ name: 'title' }, { name: 'author' }, { name: 'genre' }], candidates: 8 },
+      memoryJobContext({ jobId: 4 }),
+    );
+    const rows = h.db.prepare(`SELECT * FROM "${result.table}" ORDER BY _document_id`).all() as { _document_id: number; title: string; author: string; genre: string }[];
+    expect(rows).toHaveLength(18);
+    for (const row of rows) {
+      const book = h.books[row._document_id - 1]!;
+      expect(row.title).toBe(book.title);
+      expect(JSON.parse(row.author)).toEqual(book.authors);
+      expect(JSON.parse(row.genre)).toEqual(book.genres);
+    }
+    expect(rows.some((r) => r.title.includes(';'))).toBe(true);
+    const prov = h.db.prepare(`SELECT p._document_id AS id, p.attribute, p.confidence, p.spans, d.text FROM "${result.provenanceTable}" p JOIN documents d ON d.id = p._document_id`).all() as { id: number; attribute: string; confidence: number; spans: string; text: string }[];
+    for (const p of prov.filter((x) => x.attribute !== 'title')) {
+      const book = h.books[p.id - 1]!;
+      const values = p.attribute === 'author' ? book.authors : book.genres;
+      const spans = JSON.parse(p.spans) as [number, number][];
+      expect(spans.map(([s, e]) => p.text.slice(s, e))).toEqual(values);
+      expect(p.confidence).toBeGreaterThan(0.9);
+    }
+    // The query path renders list columns as arrays, from the JSON the table holds.
+    const q = await runQuery(h.db, { sql: `SELECT title, author, genre FROM "${result.table}" ORDER BY _document_id` }, { timeoutMs: 10_000, maxRows: 100 });
+    expect(q.rows[3]).toEqual([h.books[3]!.title, h.books[3]!.authors, h.books[3]!.genres]);
+    expect(q.rows[0]![1]).toEqual(h.books[0]!.authors);
   });
 });

@@ -4,7 +4,7 @@
  */
 import type { CallOutcome, ExtractionFunction, Sandbox, SandboxDocument } from '../sandbox/types.js';
 import type { LabelModel } from '../weak-supervision/types.js';
-import { normalizeForComparison } from '../weak-supervision/normalize.js';
+import { voteKeys } from './list-values.js';
 
 /** One batch's outputs: per document, per function, the raw values (null = abstain or error). */
 export interface BatchOutputs {
@@ -53,9 +53,11 @@ export function aggregate(
   model: LabelModel,
   batches: readonly BatchOutputs[],
   priors: readonly number[],
+  /** listShaped: several values per document are expected (see voteKeys). */
+  options: { listShaped?: boolean } = {},
 ): { cells: CellDecision[]; accuracies: number[] } {
   const rows = batches.flatMap((b) => b.values.map((v, i) => ({ id: b.documentIds[i], raw: v })));
-  const votes = rows.map((r) => r.raw.map((v) => normalizeForComparison(v)));
+  const votes = rows.map((r) => voteKeys(r.raw, options.listShaped ?? false));
   if (rows.length === 0 || priors.length === 0) return { cells: rows.map((r) => ({ documentId: r.id, value: null, confidence: 0, agreeing: [] })), accuracies: [] };
   const weights = model.fit({ votes, priors: [...priors] });
   const prediction = model.predict(weights, votes);

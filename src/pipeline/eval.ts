@@ -10,6 +10,7 @@ import { EvaporateError } from '../errors.js';
 import { textF1 } from '../weak-supervision/normalize.js';
 import { countTokens } from '../llm/tokens.js';
 import { quoteIdent, type MaterialColumn } from './materialize.js';
+import { parseCell } from './list-values.js';
 import { canonicalName } from './schema.js';
 import { directExtractionPrompt } from './prompts.js';
 import { attributeQuery, selectContext } from './retrieval.js';
@@ -157,7 +158,7 @@ export function evaluateTable(db: Db, corpusId: number, gold: Gold): EvalReport 
     for (const r of rows) {
       const expected = values.get(documentKey(String(r.filename)));
       if (expected === undefined) continue;
-      const got = col && r[col.column] !== null && r[col.column] !== undefined ? String(r[col.column]).split('; ') : [];
+      const got = col ? parseCell(r[col.column], col.list) : [];
       sum += textF1(got, expected);
       n++;
     }

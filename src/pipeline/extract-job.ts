@@ -17,6 +17,7 @@ import { directConcurrency, extractDirect, mapLimit, silverLabels } from './dire
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
 import type { LabelDispute } from './silver-quality.js';
+import { cellValues, finalizeCells, isListShaped, locateSpans } from './list-values.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
@@ -287,12 +288,13 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   // Label model per attribute, then the optional direct fallback where every function abstained.
   const cells: MaterialCell[] = [];
   const types: AttributeType[] = [];
+  const lists: boolean[] = [];
   const filled = new Map<string, number>();
   const health = new Map<number, AttributeHealth>();
   await timed('label model', async () => {
     for (const [i, spec] of specs.entries()) {
       const fns = kept.get(spec.name)!;
-      const { cells: decided, accuracies } = aggregate(deps.labelModel, batches.map((b) => b[spec.name]), fns.map((f) => f.score));
+      const { cells: decided, accuracies } = aggregate(deps.labelModel, batches.map((b) => b[spec.name]), fns.map((f) => f.score), { listShaped: isListShaped(silver.get(spec.name)!) });
       // The full run's health (share of documents where the kept functions abstain or disagree) is the
       // baseline that nightly runs compare against to detect drift.
       const votes = batches.flatMap((b) => b[spec.name].values.map((row) => row.map((v) => normalizeForComparison(v))));
@@ -301,7 +303,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
       const attrCells: MaterialCell[] = decided.map((c) => ({
         documentId: c.documentId,
         attributeId: attributeIds[i],
-        value: c.value ? c.value.join('; ') : null,
+        ...cellValues(c.value),
         origin: c.value ? 'functions' : 'none',
         confidence: c.confidence,
         functions: c.agreeing.map((f) => String(keptIds.get(spec.name)![f])),
@@ -319,10 +321,11 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
         });
         for (const c of missing) {
           const v = direct[c.documentId];
-          if (v) Object.assign(c, { value: v.join('; '), origin: 'direct', confidence: 0.5 });
+          if (v) Object.assign(c, { ...cellValues(v), origin: 'direct', confidence: 0.5 });
         }
       }
-      types.push(spec.type ?? inferType(attrCells.map((c) => c.value)));
+      lists.push(finalizeCells(attrCells, silver.get(spec.name)!));
+      types.push(lists[i] ? 'text' : (spec.type ?? inferType(attrCells.map((c) => c.value))));
       filled.set(spec.name, attrCells.filter((c) => c.value !== null).length);
       cells.push(...attrCells);
     }
@@ -331,14 +334,14 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   // Spans: where each value stands in documents.text, read in batches so memory stays flat.
   ctx.progress('materialize', 0, 1);
   const table = resultTableName(corpus.name, corpus.id);
-  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: types[i] })));
+  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: types[i] }))).map((c, i) => (lists[i] ? { ...c, list: true } : c));
   await timed('materialize', () =>
     ctx.checkpoint('materialize', async () => {
       const byDoc = new Map<number, MaterialCell[]>();
       for (const c of cells) if (c.value !== null) (byDoc.get(c.documentId) ?? byDoc.set(c.documentId, []).get(c.documentId)!).push(c);
       for (let b = 0; b * batchSize < docIds.length; b++) {
         const texts = repo.loadTexts(db, docIds.slice(b * batchSize, (b + 1) * batchSize));
-        for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) c.span = findSpan(text, c.value!.split('; ')[0]);
+        for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) locateSpans(text, c);
       }
       columns.forEach((c) => repo.setAttributeType(db, c.attributeId, c.type));
       materializeTable(db, { corpusId: corpus.id, table, jobId: ctx.jobId, columns, documentIds: docIds, cells });

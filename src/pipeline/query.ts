@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
+import { renderListColumns } from './list-values.js';
 
 export interface QueryRequest {
   sql: string;
@@ -170,6 +171,7 @@ export async function runQuery(db: Db, request: QueryRequest, options: QueryOpti
     });
     child.stdin.end(payload);
   });
+  renderListColumns(db.prepare('SELECT table_name, columns FROM result_tables').all() as { table_name: string; columns: string }[], request.sql, out);
   return { ...out, offset, limit, nextOffset: out.hasMore ? offset + out.rows.length : null, elapsedMs: Math.round(performance.now() - t0) };
 }
 
