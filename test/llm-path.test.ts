@@ -8,6 +8,8 @@ import { memoryJobContext, runExtraction } from '../src/pipeline/extract-job.js'
 import { discoverAttributes, mergeSynonyms, rankSchema } from '../src/pipeline/schema.js';
 import { scoreCandidates } from '../src/pipeline/scoring.js';
 import { runQuery } from '../src/pipeline/query.js';
+import { extractDirect } from '../src/pipeline/direct.js';
+import { countTokens } from '../src/llm/tokens.js';
 import { sampleDocuments } from '../src/pipeline/sampling.js';
 import * as repo from '../src/pipeline/repository.js';
 import { documentSummaries } from '../src/pipeline/repository.js';
@@ -197,5 +199,32 @@ describe('list-shaped values', () => {
     const q = await runQuery(h.db, { sql: `SELECT title, author, genre FROM "${result.table}" ORDER BY _document_id` }, { timeoutMs: 10_000, maxRows: 100 });
     expect(q.rows[3]).toEqual([h.books[3]!.title, h.books[3]!.authors, h.books[3]!.genres]);
     expect(q.rows[0]![1]).toEqual(h.books[0]!.authors);
+  });
+});
+
+describe('direct extraction of long values', () => {
+  it('gives a description room, and asks again with more when an answer is cut at max_tokens', async () => {
+    h = await startHarness({ books: 2 });
+    const description = Array.from({ length: 60 }, (_, i) => `sentence ${i} of a long book description.`).join(' ');
+    const answer = JSON.stringify({ value: description });
+    const needed = countTokens(answer);
+    expect(needed).toBeGreaterThan(240);
+    expect(needed).toBeLessThan(960);
+    h.fake.on((r) => task(r) === 'extract-value', (r) => {
+      const room = r.maxTokens ?? 0;
+      // A real endpoint stops at max_tokens: the JSON is cut and finish_reason says so.
+      return room >= needed ? answer : { texts: [answer.slice(0, room * 3)], finishReason: 'length' };
+    });
+    const doc = { text: `Item 00\nDescription: ${description}\n` };
+    const options = { contextTokens: 4000, maxTokens: 60, maxTokensCeiling: 4000 };
+    expect(await extractDirect(h.deps.llm, { name: 'description' }, doc, options)).toEqual([description]);
+    const rooms = h.fake.chatRequests.map((r) => r.maxTokens);
+    // 4 x 60 for a long-text attribute, then 4 x that after the cut answer.
+    expect(rooms).toEqual([240, 960]);
+    // A cut answer is never read as a value: with no room left to grow, there is no label.
+    h.fake.reset();
+    h.fake.on((r) => task(r) === 'extract-value', (r) => ({ texts: [answer.slice(0, 100)], finishReason: 'length' }));
+    expect(await extractDirect(h.deps.llm, { name: 'summary_text' }, doc, { ...options, maxTokensCeiling: 240 })).toBeNull();
+    expect(h.fake.chatRequests).toHaveLength(1);
   });
 });

@@ -202,7 +202,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
     // Without an extraction model (a closed extraction learned from labels), the labelled documents are the sample.
     const labels: SilverLabels = hasModel('extraction')
       ? await timed('direct', () =>
-          ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) })),
+          ctx.checkpoint(`attribute:${spec.name}:silver`, () => silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, maxTokens: p.directMaxTokens, maxTokensCeiling: p.directMaxTokensCeiling, call, concurrency: directConcurrency(settings) })),
         )
       : {};
     for (const [id, values] of given) labels[id] = values.length ? values : null;
@@ -315,7 +315,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
           const texts = repo.loadTexts(db, missing.map((c) => c.documentId));
           const out: Record<number, string[] | null> = {};
           await mapLimit(missing, directConcurrency(settings), async (c) => {
-            out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
+            out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, maxTokens: p.directMaxTokens, maxTokensCeiling: p.directMaxTokensCeiling, call });
           });
           return out;
         });

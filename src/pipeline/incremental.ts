@@ -96,7 +96,7 @@ export function createIncrementalPipeline(deps: ExtractDeps): IncrementalPipelin
       ];
       const sample = repo.loadDocuments(db, ids);
       const call = { jobId: ctx.jobId, signal: ctx.signal };
-      const labels = await silverLabels(deps.llm, spec, sample, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) });
+      const labels = await silverLabels(deps.llm, spec, sample, { contextTokens: p.directContextTokens, maxTokens: p.directMaxTokens, maxTokensCeiling: p.directMaxTokensCeiling, call, concurrency: directConcurrency(settings) });
       const candidates = await synthesizeFunctions(deps.llm, spec, sample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
         candidates: p.candidatesPerAttribute,
         documents: p.synthesisDocuments,
