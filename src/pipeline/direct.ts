@@ -85,13 +85,24 @@ export async function silverLabels(
   return out;
 }
 
+/**
+ * Runs fn over items, `limit` at a time. After a failure no new item starts, and the first error is thrown only
+ * once the calls in flight have ended: a failed job's ledger then counts every request it sent, and no call of
+ * it is still running (and spending) after the job is marked failed.
+ */
 export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !failure) {
       const i = next++;
-      await fn(items[i], i);
+      try {
+        await fn(items[i], i);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   });
   await Promise.all(workers);
+  if (failure) throw failure.error;
 }

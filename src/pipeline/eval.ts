@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
 import { textF1 } from '../weak-supervision/normalize.js';
-import { countTokens } from '../llm/tokens.js';
+import { countPromptTokens } from '../llm/tokens.js';
 import { quoteIdent, type MaterialColumn } from './materialize.js';
 import { parseCell } from './list-values.js';
 import { canonicalName } from './schema.js';
@@ -192,7 +192,7 @@ export function directExtractionTokens(db: Db, corpusId: number, attributes: rea
     const t = (text.get(id) as string | null) ?? '';
     for (const a of attributes) {
       const prompt = directExtractionPrompt(a.name, a.description ?? '', selectContext(t, attributeQuery(a.name, a.description), contextTokens));
-      tokens += countTokens(prompt.map((m) => m.content).join('\n')) + 4 * prompt.length;
+      tokens += countPromptTokens(prompt);
     }
   }
   return { tokens: Math.round((tokens * ids.length) / Math.max(1, picked.length)), exact: step === 1, documents: ids.length };

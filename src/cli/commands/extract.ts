@@ -5,6 +5,7 @@ import { JobService } from '../../jobs/service.js';
 import { jobLlmUsage } from '../../llm/index.js';
 import { createPipelineServices, EXTRACT_JOB_KIND, parseExtractRequest, runExtractionHere } from '../../pipeline/service.js';
 import { action, openStore, printRows } from '../common.js';
+import { followInBackground } from '../progress.js';
 
 export interface ExtractCliOptions {
   attributes?: string;
@@ -65,9 +66,13 @@ export function register(program: Command): void {
         }
         const services = createPipelineServices(db, settings);
         try {
+          let progress: Promise<void> | undefined;
           const { jobId, result } = await runExtractionHere(services, corpus.id, body, {
-            onQueued: (id) => console.error(`extraction job ${id} for corpus ${corpus.name} (${body.mode})`),
-          });
+            onQueued: (id) => {
+              console.error(`extraction job ${id} for corpus ${corpus.name} (${body.mode})`);
+              progress = followInBackground(db, id, settings.jobs.pollMs);
+            },
+          }).finally(() => progress);
           const usage = jobLlmUsage(db, jobId);
           if (options.json) {
             console.log(JSON.stringify({ jobId, result, llm: usage }, null, 2));
