@@ -4,7 +4,7 @@
  */
 import type { CallOutcome, ExtractionFunction, Sandbox, SandboxDocument } from '../sandbox/types.js';
 import type { LabelModel } from '../weak-supervision/types.js';
-import { voteKeys } from './list-values.js';
+import { distinctValues, voteKeys } from './list-values.js';
 
 /** One batch's outputs: per document, per function, the raw values (null = abstain or error). */
 export interface BatchOutputs {
@@ -49,6 +49,12 @@ export interface CellDecision {
   agreeing: number[];
 }
 
+function fullest(outputs: readonly (string[] | null)[]): string[] | null {
+  let best: string[] | null = null;
+  for (const o of outputs) if (o && (best === null || distinctValues(o).length > distinctValues(best).length)) best = o;
+  return best;
+}
+
 export function aggregate(
   model: LabelModel,
   batches: readonly BatchOutputs[],
@@ -66,7 +72,8 @@ export function aggregate(
     const agreeing = chosen === null ? [] : votes[d].flatMap((v, f) => (v === chosen ? [f] : []));
     return {
       documentId: r.id,
-      value: agreeing.length ? r.raw[agreeing[0]] : null,
+      // The fullest of the agreeing outputs: a list over the same values joined in one string, all genres over one.
+      value: agreeing.length ? fullest(agreeing.map((f) => r.raw[f])) : null,
       confidence: chosen === null ? 0 : prediction.posteriors[d],
       agreeing,
     };

@@ -112,6 +112,9 @@ export function finalizeCells(cells: MaterialCell[], silver: SilverLabels): bool
       c.value = null;
       continue;
     }
+    // In a list column, one string that holds several values ("A; B") is those values; commas and "and" are
+    // left alone here, since names and titles carry them.
+    if (list && c.values.length === 1 && /[;|\n]/.test(c.values[0])) c.values = distinctValues(c.values[0].split(/\s*[;|\n]\s*/));
     c.value = list ? JSON.stringify(c.values) : c.values[0];
   }
   return list;
