@@ -19,7 +19,7 @@ import { scoreCandidates } from './scoring.js';
 import type { LabelDispute } from './silver-quality.js';
 import { cellValues, finalizeCells, isListShaped, locateSpans } from './list-values.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
-import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
+import { columnsFor, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { passages } from './retrieval.js';
 import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';

@@ -84,6 +84,12 @@ export function register(program: Command): void {
             ['name', 'column', 'type', 'candidates', 'kept', 'bestSampleScore', 'filled'],
           );
           if (result.dropped.length) console.log(`dropped as implausible: ${result.dropped.join(', ')}`);
+          for (const a of result.attributes)
+            for (const d of a.labelDisputes ?? [])
+              console.log(
+                `${a.name}: document ${d.documentId}'s sample label ${JSON.stringify(d.silver)} vs ${JSON.stringify(d.consensus)} from ${Math.round(d.support * 100)}% of the candidates` +
+                  (d.overruled ? ' (label overruled)' : d.kind === 'split' ? ' (the column rests on this one label: check it)' : ' (label kept)'),
+              );
           if (result.cut?.length) console.log(`left out by the attribute cap (EVAPORATE_MAX_ATTRIBUTES or maxAttributes): ${result.cut.join(', ')}`);
           console.log(`LLM: ${result.llm.calls} calls (${result.llm.cachedCalls} cached), ${result.llm.promptTokens + result.llm.completionTokens} tokens; direct extraction of every document would send about ${result.directTokensEstimate} prompt tokens`);
         } finally {
