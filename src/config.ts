@@ -54,6 +54,10 @@ export interface Settings {
     batchSize: number;
     /** Prompt budget for the passages shown in one direct extraction. */
     directContextTokens: number;
+    /** max_tokens of a direct extraction answer (four times this for long-text attributes such as a description). */
+    directMaxTokens: number;
+    /** An answer cut at max_tokens (finish_reason "length") is asked again with four times the room, up to this. */
+    directMaxTokensCeiling: number;
     /** Prompt budget for the document excerpt shown to function synthesis. */
     synthesisContextTokens: number;
     /** Sample documents shown to synthesis (one prompt each per variant). */
@@ -224,6 +228,8 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       seed: envNumber('EVAPORATE_SEED', 0),
       batchSize: envNumber('EVAPORATE_BATCH_SIZE', 500),
       directContextTokens: envNumber('EVAPORATE_DIRECT_CONTEXT_TOKENS', 1000),
+      directMaxTokens: envNumber('EVAPORATE_DIRECT_MAX_TOKENS', 300),
+      directMaxTokensCeiling: envNumber('EVAPORATE_DIRECT_MAX_TOKENS_CEILING', 4800),
       synthesisContextTokens: envNumber('EVAPORATE_SYNTHESIS_CONTEXT_TOKENS', 1000),
       synthesisDocuments: envNumber('EVAPORATE_SYNTHESIS_DOCUMENTS', 3),
       schemaContextTokens: envNumber('EVAPORATE_SCHEMA_CONTEXT_TOKENS', 1500),

@@ -39,7 +39,7 @@ export function makeBooks(count: number, subtitled: (i: number) => boolean = (i)
     title: i % 7 === 3 ? `Roads; Rivers and Rain ${i}` : `The Book of ${['Stars', 'Salt', 'Glass', 'Winter', 'Maps'][i % 5]} ${i}`,
     ...(subtitled(i) ? { subtitle: ' (Paperback)' } : {}),
     authors: i % 2 === 0 ? [`${first[i % 8]} ${last[i % 8]}`, `${first[(i + 3) % 8]} ${last[(i + 5) % 8]}`] : [`${first[i % 8]} ${last[(i + 1) % 8]}`],
-    genres: i % 4 === 0 ? [genres[i % 5], genres[(i + 1) % 5], genres[(i + 2) % 5]] : [genres[i % 5]],
+    genres: i % 3 === 1 ? [genres[i % 5], genres[(i + 1) % 5], genres[(i + 2) % 5]] : [genres[i % 5]],
     price: `$${10 + i}.99`,
   }));
 }
@@ -116,3 +116,71 @@ export async function startHarness(
 export function documentIdOf(db: Db, corpusId: number, item: string): number {
   return (db.prepare('SELECT id FROM documents WHERE corpus_id = ? AND filename = ?').get(corpusId, `${item}.htm`) as { id: number }).id;
 }
+
+/** Function sources a capable model writes for the book pages, right and wrong ones. */
+export const SOURCES = {
+  titleRight: [
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const f = doc.selectOne('h1 .format');\n  return (f ? h.text.replace(f.text, '') : h.text).trim() || null;\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  if (!h) return null;\n  const drop = h.select('span').map((s) => s.text).join('');\n  const t = drop ? h.text.slice(0, h.text.length - drop.length) : h.text;\n  return t.trim() || null;\n}`,
+    `// the heading without its format note\nfunction extract(text, doc) {\n  const h = doc.textOf('h1');\n  return h ? h.replace(/\\s*\\((Paperback|Hardcover)\\)\\s*$/, '').trim() : null;\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const kids = h.children.map((c) => c.text).join('');\n  return h.text.replace(kids, '').trim() || null;\n}`,
+  ],
+  /** Fits a silver label that wrongly kept the format note. */
+  titleWithFormat: [
+    `function extract(text, doc) {\n  return doc.textOf('h1');\n}`,
+    `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  return h ? h.text : null;\n}`,
+  ],
+  price: [`function extract(text) {\n  const m = text.match(/Price:\\s*(\\$[0-9.]+)/);\n  return m ? m[1] : null;\n}`],
+  authorList: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? a : null;\n}`],
+  authorJoined: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? a.join('; ') : null;\n}`],
+  authorDuplicated: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? [...a, a[0]] : null;\n}`],
+  genreAll: [`function extract(text, doc) {\n  const g = doc.select('li.genre').map((e) => e.text);\n  return g.length ? g : null;\n}`],
+  genreFirst: [
+    `function extract(text, doc) {\n  return doc.textOf('li.genre');\n}`,
+    `function extract(text, doc) {\n  const g = doc.selectOne('ul.genres li');\n  return g ? g.text : null;\n}`,
+    `function extract(text, doc) {\n  const g = doc.select('.genre');\n  return g.length ? g[0].text : null;\n}`,
+  ],
+};
+
+export interface Script {
+  attributes?: string[];
+  /** Items whose direct extraction of title keeps the format note (a wrong silver label). */
+  titleWithFormatFor?: string[];
+  /** Function sources per attribute, cycled over the candidates asked for. */
+  functions?: Record<string, string[]>;
+  /** Or a synthesis answer computed from the request. */
+  write?: (req: FakeChatRequest, candidate: number) => string;
+}
+
+function valueFor(book: Book, attribute: string, script: Script): unknown {
+  switch (attribute) {
+    case 'title':
+      return script.titleWithFormatFor?.includes(book.item) && book.subtitle ? `${book.title}${book.subtitle}` : book.title;
+    case 'author':
+      return book.authors.length === 1 ? book.authors[0] : book.authors;
+    case 'genre':
+      return book.genres.length === 1 ? book.genres[0] : book.genres;
+    case 'price':
+      return book.price;
+    default:
+      return null;
+  }
+}
+
+export function scriptModel(h: Pick<Harness, 'fake' | 'books'>, script: Script): void {
+  const byItem = new Map(h.books.map((b) => [b.item, b]));
+  h.fake.on((r) => task(r) === 'list-attributes', JSON.stringify({ attributes: script.attributes ?? ['title', 'price'] }));
+  h.fake.on((r) => task(r) === 'merge-synonyms', '{"groups": []}');
+  h.fake.on((r) => task(r) === 'plausibility', '{"plausible": true}');
+  h.fake.on((r) => task(r) === 'extract-value', (r) => {
+    const book = byItem.get(itemOf(r) ?? '');
+    return JSON.stringify({ value: book ? valueFor(book, attributeOf(r), script) : null });
+  });
+  let served = 0;
+  h.fake.on((r) => task(r) === 'write-function', (r, i) => {
+    if (script.write) return script.write(r, i);
+    const list = script.functions?.[attributeOf(r)] ?? [];
+    return list.length ? fence(list[(served++ + i) % list.length]!) : 'I cannot write it.';
+  });
+}
+

@@ -7,77 +7,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { memoryJobContext, runExtraction } from '../src/pipeline/extract-job.js';
 import { discoverAttributes, mergeSynonyms, rankSchema } from '../src/pipeline/schema.js';
 import { scoreCandidates } from '../src/pipeline/scoring.js';
+import { runQuery } from '../src/pipeline/query.js';
+import { extractDirect } from '../src/pipeline/direct.js';
+import { countTokens } from '../src/llm/tokens.js';
+import { jobLlmUsage } from '../src/llm/index.js';
 import { sampleDocuments } from '../src/pipeline/sampling.js';
 import * as repo from '../src/pipeline/repository.js';
 import { documentSummaries } from '../src/pipeline/repository.js';
 import type { FakeChatRequest } from './fake-openai.js';
-import { attributeOf, fence, itemOf, startHarness, task, type Book, type Harness } from './llm-path-harness.js';
-
-const SOURCES = {
-  titleRight: [
-    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const f = doc.selectOne('h1 .format');\n  return (f ? h.text.replace(f.text, '') : h.text).trim() || null;\n}`,
-    `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  if (!h) return null;\n  const drop = h.select('span').map((s) => s.text).join('');\n  const t = drop ? h.text.slice(0, h.text.length - drop.length) : h.text;\n  return t.trim() || null;\n}`,
-    `// the heading without its format note\nfunction extract(text, doc) {\n  const h = doc.textOf('h1');\n  return h ? h.replace(/\\s*\\((Paperback|Hardcover)\\)\\s*$/, '').trim() : null;\n}`,
-    `function extract(text, doc) {\n  const h = doc.selectOne('h1');\n  if (!h) return null;\n  const kids = h.children.map((c) => c.text).join('');\n  return h.text.replace(kids, '').trim() || null;\n}`,
-  ],
-  /** Fits a silver label that wrongly kept the format note. */
-  titleWithFormat: [
-    `function extract(text, doc) {\n  return doc.textOf('h1');\n}`,
-    `function extract(text, doc) {\n  const h = doc.selectOne('h1.title');\n  return h ? h.text : null;\n}`,
-  ],
-  price: [`function extract(text) {\n  const m = text.match(/Price:\\s*(\\$[0-9.]+)/);\n  return m ? m[1] : null;\n}`],
-  authorList: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? a : null;\n}`],
-  authorJoined: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? a.join('; ') : null;\n}`],
-  authorDuplicated: [`function extract(text, doc) {\n  const a = doc.select('a.author').map((e) => e.text);\n  return a.length ? [...a, a[0]] : null;\n}`],
-  genreAll: [`function extract(text, doc) {\n  const g = doc.select('li.genre').map((e) => e.text);\n  return g.length ? g : null;\n}`],
-  genreFirst: [
-    `function extract(text, doc) {\n  return doc.textOf('li.genre');\n}`,
-    `function extract(text, doc) {\n  const g = doc.selectOne('ul.genres li');\n  return g ? g.text : null;\n}`,
-    `function extract(text, doc) {\n  const g = doc.select('.genre');\n  return g.length ? g[0].text : null;\n}`,
-  ],
-};
-
-interface Script {
-  attributes?: string[];
-  /** Items whose direct extraction of title keeps the format note (a wrong silver label). */
-  titleWithFormatFor?: string[];
-  /** Function sources per attribute, cycled over the candidates asked for. */
-  functions?: Record<string, string[]>;
-  /** Or a synthesis answer computed from the request. */
-  write?: (req: FakeChatRequest, candidate: number) => string;
-}
-
-function valueFor(book: Book, attribute: string, script: Script): unknown {
-  switch (attribute) {
-    case 'title':
-      return script.titleWithFormatFor?.includes(book.item) && book.subtitle ? `${book.title}${book.subtitle}` : book.title;
-    case 'author':
-      return book.authors.length === 1 ? book.authors[0] : book.authors;
-    case 'genre':
-      return book.genres.length === 1 ? book.genres[0] : book.genres;
-    case 'price':
-      return book.price;
-    default:
-      return null;
-  }
-}
-
-function scriptModel(h: Harness, script: Script): void {
-  const byItem = new Map(h.books.map((b) => [b.item, b]));
-  h.fake.on((r) => task(r) === 'list-attributes', JSON.stringify({ attributes: script.attributes ?? ['title', 'price'] }));
-  h.fake.on((r) => task(r) === 'merge-synonyms', '{"groups": []}');
-  h.fake.on((r) => task(r) === 'plausibility', '{"plausible": true}');
-  h.fake.on((r) => task(r) === 'extract-value', (r) => {
-    const book = byItem.get(itemOf(r) ?? '');
-    return JSON.stringify({ value: book ? valueFor(book, attributeOf(r), script) : null });
-  });
-  let served = 0;
-  h.fake.on((r) => task(r) === 'write-function', (r, i) => {
-    if (script.write) return script.write(r, i);
-    const list = script.functions?.[attributeOf(r)] ?? [];
-    return list.length ? fence(list[(served++ + i) % list.length]!) : 'I cannot write it.';
-  });
-}
+import { fence, scriptModel, SOURCES, startHarness, task, type Harness } from './llm-path-harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -155,5 +93,101 @@ describe('one wrong silver label', () => {
     const trusted = await scoreCandidates(h.sandbox, candidates, sandboxDocs, silver, 2, { trusted: new Set([5]) });
     expect(trusted.disputes).toEqual([expect.objectContaining({ documentId: 5, overruled: false })]);
     expect(trusted.kept.some((k) => SOURCES.titleWithFormat.includes(k.source))).toBe(true);
+  });
+});
+
+describe('list-shaped values', () => {
+  it('agree across shapes, keep every value as a list with a span each, and leave a title with ";" whole', async () => {
+    h = await startHarness({ books: 18 });
+    scriptModel(h, {
+      functions: {
+        title: SOURCES.titleRight.slice(0, 2),
+        // a list, one "A; B" string, a list with a repeat: the same answer three ways
+        author: [...SOURCES.authorList, ...SOURCES.authorJoined, ...SOURCES.authorDuplicated],
+        // one rule returns every genre, three return the first one
+        genre: [...SOURCES.genreAll, ...SOURCES.genreFirst],
+      },
+    });
+    const result = await runExtraction(
+      h.deps,
+      { corpusId: h.corpusId, mode: 'closed', attributes: [{ name: 'title' }, { name: 'author' }, { name: 'genre' }], candidates: 8 },
+      memoryJobContext({ jobId: 4 }),
+    );
+    const rows = h.db.prepare(`SELECT * FROM "${result.table}" ORDER BY _document_id`).all() as { _document_id: number; title: string; author: string; genre: string }[];
+    expect(rows).toHaveLength(18);
+    for (const row of rows) {
+      const book = h.books[row._document_id - 1]!;
+      expect(row.title).toBe(book.title);
+      expect(JSON.parse(row.author)).toEqual(book.authors);
+      expect(JSON.parse(row.genre)).toEqual(book.genres);
+    }
+    expect(rows.some((r) => r.title.includes(';'))).toBe(true);
+    const prov = h.db.prepare(`SELECT p._document_id AS id, p.attribute, p.confidence, p.spans, d.text FROM "${result.provenanceTable}" p JOIN documents d ON d.id = p._document_id`).all() as { id: number; attribute: string; confidence: number; spans: string; text: string }[];
+    for (const p of prov.filter((x) => x.attribute !== 'title')) {
+      const book = h.books[p.id - 1]!;
+      const values = p.attribute === 'author' ? book.authors : book.genres;
+      const spans = JSON.parse(p.spans) as [number, number][];
+      expect(spans.map(([s, e]) => p.text.slice(s, e))).toEqual(values);
+      expect(p.confidence).toBeGreaterThan(0.9);
+    }
+    // The query path renders list columns as arrays, from the JSON the table holds.
+    const q = await runQuery(h.db, { sql: `SELECT title, author, genre FROM "${result.table}" ORDER BY _document_id` }, { timeoutMs: 10_000, maxRows: 100 });
+    expect(q.rows[3]).toEqual([h.books[3]!.title, h.books[3]!.authors, h.books[3]!.genres]);
+    expect(q.rows[0]![1]).toEqual(h.books[0]!.authors);
+  });
+});
+
+describe('direct extraction of long values', () => {
+  it('gives a description room, and asks again with more when an answer is cut at max_tokens', async () => {
+    h = await startHarness({ books: 2 });
+    const description = Array.from({ length: 60 }, (_, i) => `sentence ${i} of a long book description.`).join(' ');
+    const answer = JSON.stringify({ value: description });
+    const needed = countTokens(answer);
+    expect(needed).toBeGreaterThan(240);
+    expect(needed).toBeLessThan(960);
+    h.fake.on((r) => task(r) === 'extract-value', (r) => {
+      const room = r.maxTokens ?? 0;
+      // A real endpoint stops at max_tokens: the JSON is cut and finish_reason says so.
+      return room >= needed ? answer : { texts: [answer.slice(0, room * 3)], finishReason: 'length' };
+    });
+    const doc = { text: `Item 00\nDescription: ${description}\n` };
+    const options = { contextTokens: 4000, maxTokens: 60, maxTokensCeiling: 4000 };
+    expect(await extractDirect(h.deps.llm, { name: 'description' }, doc, options)).toEqual([description]);
+    const rooms = h.fake.chatRequests.map((r) => r.maxTokens);
+    // 4 x 60 for a long-text attribute, then 4 x that after the cut answer.
+    expect(rooms).toEqual([240, 960]);
+    // A cut answer is never read as a value: with no room left to grow, there is no label.
+    h.fake.reset();
+    h.fake.on((r) => task(r) === 'extract-value', (r) => ({ texts: [answer.slice(0, 100)], finishReason: 'length' }));
+    expect(await extractDirect(h.deps.llm, { name: 'summary_text' }, doc, { ...options, maxTokensCeiling: 240 })).toBeNull();
+    expect(h.fake.chatRequests).toHaveLength(1);
+  });
+});
+
+describe('accounting', () => {
+  it("a failed job's counts show the requests actually sent and each failed one", async () => {
+    h = await startHarness({ books: 6, settings: (s) => (s.llm = { ...s.llm, maxRetries: 2 }) });
+    h.fake.otherwise('never').fault({ status: 503 }, { times: 1000 });
+    await expect(runExtraction(h.deps, { corpusId: h.corpusId, mode: 'closed', attributes: [{ name: 'title' }] }, memoryJobContext({ jobId: 7 }))).rejects.toMatchObject({ code: 'llm_server_error' });
+    const usage = jobLlmUsage(h.db, 7);
+    expect(usage.requests).toBe(h.fake.chatRequests.length);
+    expect(usage.requests).toBe(usage.calls * 3);
+    expect(usage).toMatchObject({ errors: usage.requests, failedCalls: usage.calls, cacheHits: 0 });
+  });
+
+  it('a byte-identical request served from the cache is a cache hit, not a new paid call', async () => {
+    h = await startHarness({ books: 6 });
+    scriptModel(h, { functions: { title: SOURCES.titleRight } });
+    const params = { corpusId: h.corpusId, mode: 'closed' as const, attributes: [{ name: 'title' }], candidates: 4 };
+    await runExtraction(h.deps, params, memoryJobContext({ jobId: 8 }));
+    const sent = h.fake.chatRequests.length;
+    const again = await runExtraction(h.deps, params, memoryJobContext({ jobId: 9 }));
+    expect(h.fake.chatRequests).toHaveLength(sent);
+    const usage = jobLlmUsage(h.db, 9);
+    expect(usage).toMatchObject({ requests: 0, errors: 0, promptTokens: 0, costUsd: 0 });
+    expect(usage.cacheHits).toBe(usage.calls);
+    expect(again.llm).toMatchObject({ cachedCalls: again.llm.calls, promptTokens: 0 });
+    // What the method needed is still counted, the same way as the direct-extraction estimate.
+    expect(usage.countedPromptTokens).toBe(jobLlmUsage(h.db, 8).countedPromptTokens);
   });
 });

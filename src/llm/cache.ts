@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import type { Db } from '../store/database.js';
 import { withHash, type Ledger } from './ledger.js';
 import { costOf, type PriceTable } from './pricing.js';
+import { countPromptTokens } from './tokens.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
 
 export function requestHash(provider: string, request: CompletionRequest, defaultMaxTokens: number): string {
@@ -62,6 +63,7 @@ export function withCache(inner: LlmProvider, db: Db, options: CacheOptions): Ll
       costUsd: 0,
       latencyMs,
       status: 'ok',
+      countedPromptTokens: countPromptTokens(request.messages),
     });
     return { ...result, latencyMs, cached: true };
   }

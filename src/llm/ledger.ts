@@ -6,6 +6,7 @@ import type { Db } from '../store/database.js';
 import { isEvaporateError } from '../errors.js';
 import { withAttemptTally, type AttemptTally } from './attempts.js';
 import { costOf, type PriceTable } from './pricing.js';
+import { countPromptTokens } from './tokens.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider } from './types.js';
 
 export interface UsageRow {
@@ -26,6 +27,8 @@ export interface UsageRow {
   attempts?: number;
   /** Of those, the ones that failed (default: 1 for an error row, else 0). */
   failedAttempts?: number;
+  /** The prompt's tokens counted locally (countPromptTokens), cache hits included. */
+  countedPromptTokens?: number;
 }
 
 export interface UsageTotals {
@@ -38,6 +41,8 @@ export interface UsageTotals {
   errors: number;
   /** Logical calls that failed after all their attempts. */
   failedCalls: number;
+  /** Prompt tokens of every logical call (cache hits included) counted locally, as the direct-extraction estimate is. */
+  countedPromptTokens: number;
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
@@ -60,13 +65,13 @@ export class Ledger {
   constructor(readonly db: Db) {
     this.insert = db.prepare(
       `INSERT INTO llm_usage (job_id, request_hash, provider, model, role, cached, candidates, prompt_tokens,
-         completion_tokens, cost_usd, latency_ms, status, error_code, attempts, failed_attempts)
+         completion_tokens, cost_usd, latency_ms, status, error_code, attempts, failed_attempts, counted_prompt_tokens)
        VALUES (@jobId, @requestHash, @provider, @model, @role, @cached, @candidates, @promptTokens,
-         @completionTokens, @costUsd, @latencyMs, @status, @errorCode, @attempts, @failedAttempts)`,
+         @completionTokens, @costUsd, @latencyMs, @status, @errorCode, @attempts, @failedAttempts, @countedPromptTokens)`,
     );
     const select = `SELECT count(*) AS calls, coalesce(sum(cached), 0) AS cacheHits,
         coalesce(sum(attempts), 0) AS requests, coalesce(sum(failed_attempts), 0) AS errors,
-        coalesce(sum(status = 'error'), 0) AS failedCalls, coalesce(sum(prompt_tokens), 0) AS promptTokens,
+        coalesce(sum(status = 'error'), 0) AS failedCalls, coalesce(sum(counted_prompt_tokens), 0) AS countedPromptTokens, coalesce(sum(prompt_tokens), 0) AS promptTokens,
         coalesce(sum(completion_tokens), 0) AS completionTokens, coalesce(sum(cost_usd), 0) AS costUsd,
         coalesce(sum(latency_ms), 0) AS latencyMs`;
     this.totals = db.prepare(`${select}, coalesce(max(id), @after) AS lastId FROM llm_usage WHERE job_id IS @jobId AND id > @after`);
@@ -90,6 +95,7 @@ export class Ledger {
       errorCode: row.errorCode ?? null,
       attempts: row.attempts ?? (row.cached ? 0 : 1),
       failedAttempts: row.failedAttempts ?? (row.status === 'error' ? 1 : 0),
+      countedPromptTokens: row.countedPromptTokens ?? 0,
     });
   }
 
@@ -104,7 +110,7 @@ export class Ledger {
       runningTotals.set(this.db, perJob);
     }
     const key = jobId ?? null;
-    const known = perJob.get(key) ?? { lastId: 0, calls: 0, cacheHits: 0, requests: 0, errors: 0, failedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMs: 0 };
+    const known = perJob.get(key) ?? { lastId: 0, calls: 0, cacheHits: 0, requests: 0, errors: 0, failedCalls: 0, countedPromptTokens: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMs: 0 };
     const r = this.totals.get({ jobId: key, after: known.lastId }) as Omit<UsageTotals, 'totalTokens'> & { lastId: number };
     const next = {
       lastId: r.lastId,
@@ -113,6 +119,7 @@ export class Ledger {
       requests: known.requests + r.requests,
       errors: known.errors + r.errors,
       failedCalls: known.failedCalls + r.failedCalls,
+      countedPromptTokens: known.countedPromptTokens + r.countedPromptTokens,
       promptTokens: known.promptTokens + r.promptTokens,
       completionTokens: known.completionTokens + r.completionTokens,
       costUsd: known.costUsd + r.costUsd,
@@ -152,6 +159,7 @@ export function withLedger(inner: LlmProvider, ledger: Ledger, prices: PriceTabl
         role: request.role,
         candidates: Math.max(1, request.n ?? 1),
         requestHash: hashOf(context),
+        countedPromptTokens: countPromptTokens(request.messages),
       };
       const tally: AttemptTally = { sent: 0, failed: 0 };
       // A provider stack without the retry wrapper sends exactly one request per call.

@@ -102,7 +102,18 @@ export class OpenAiProvider implements LlmProvider {
     if (!response || !Array.isArray(response.choices) || response.choices.length === 0) {
       throw new LlmError('llm_bad_response', 'The model endpoint answered without any choices.', 502, true);
     }
-    const texts = [...response.choices].sort((a, b) => a.index - b.index).map((c) => c.message?.content ?? '');
+    const choices = [...response.choices].sort((a, b) => a.index - b.index);
+    if (request.rejectTruncated && choices.some((c) => c.finish_reason === 'length')) {
+      throw new LlmError(
+        'llm_truncated',
+        `The model's answer was cut at max_tokens (${request.maxTokens ?? this.options.defaultMaxTokens}) before it ended.`,
+        502,
+        false,
+        undefined,
+        { maxTokens: request.maxTokens ?? this.options.defaultMaxTokens },
+      );
+    }
+    const texts = choices.map((c) => c.message?.content ?? '');
     // Some servers omit usage; count it ourselves so the ledger and budgets stay honest.
     const encoding = encodingForModel(model);
     const usage = response.usage

@@ -26,3 +26,12 @@ export function encodingForModel(model: string | undefined): TiktokenEncoding {
 export function countTokens(text: string, encoding: TiktokenEncoding = 'gpt2'): number {
   return encoderFor(encoding).encode(text, [], []).length;
 }
+
+/**
+ * Prompt tokens of a chat request counted here (GPT-2 BPE, 4 per message for the chat framing), whatever the
+ * endpoint reports: the one count both sides of "fewer tokens than direct extraction" use, so the ratio compares
+ * like with like across endpoints, cache hits and tokenizers.
+ */
+export function countPromptTokens(messages: readonly { content: string }[]): number {
+  return countTokens(messages.map((m) => m.content).join('\n')) + 4 * messages.length;
+}

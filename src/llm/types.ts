@@ -27,6 +27,11 @@ export interface CompletionRequest {
    * fresh samples for an otherwise identical request vary the seed instead of bypassing the cache.
    */
   seed?: number;
+  /**
+   * Fail with 'llm_truncated' (not retried as is) when an answer stopped at max_tokens, instead of returning
+   * the cut text: for answers that are only usable whole (a JSON value). Not part of the cache key.
+   */
+  rejectTruncated?: boolean;
 }
 
 export interface TokenUsage {

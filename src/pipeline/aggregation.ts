@@ -4,7 +4,7 @@
  */
 import type { CallOutcome, ExtractionFunction, Sandbox, SandboxDocument } from '../sandbox/types.js';
 import type { LabelModel } from '../weak-supervision/types.js';
-import { normalizeForComparison } from '../weak-supervision/normalize.js';
+import { distinctValues, voteKeys } from './list-values.js';
 
 /** One batch's outputs: per document, per function, the raw values (null = abstain or error). */
 export interface BatchOutputs {
@@ -49,13 +49,21 @@ export interface CellDecision {
   agreeing: number[];
 }
 
+function fullest(outputs: readonly (string[] | null)[]): string[] | null {
+  let best: string[] | null = null;
+  for (const o of outputs) if (o && (best === null || distinctValues(o).length > distinctValues(best).length)) best = o;
+  return best;
+}
+
 export function aggregate(
   model: LabelModel,
   batches: readonly BatchOutputs[],
   priors: readonly number[],
+  /** listShaped: several values per document are expected (see voteKeys). */
+  options: { listShaped?: boolean } = {},
 ): { cells: CellDecision[]; accuracies: number[] } {
   const rows = batches.flatMap((b) => b.values.map((v, i) => ({ id: b.documentIds[i], raw: v })));
-  const votes = rows.map((r) => r.raw.map((v) => normalizeForComparison(v)));
+  const votes = rows.map((r) => voteKeys(r.raw, options.listShaped ?? false));
   if (rows.length === 0 || priors.length === 0) return { cells: rows.map((r) => ({ documentId: r.id, value: null, confidence: 0, agreeing: [] })), accuracies: [] };
   const weights = model.fit({ votes, priors: [...priors] });
   const prediction = model.predict(weights, votes);
@@ -64,7 +72,8 @@ export function aggregate(
     const agreeing = chosen === null ? [] : votes[d].flatMap((v, f) => (v === chosen ? [f] : []));
     return {
       documentId: r.id,
-      value: agreeing.length ? r.raw[agreeing[0]] : null,
+      // The fullest of the agreeing outputs: a list over the same values joined in one string, all genres over one.
+      value: agreeing.length ? fullest(agreeing.map((f) => r.raw[f])) : null,
       confidence: chosen === null ? 0 : prediction.posteriors[d],
       agreeing,
     };

@@ -4,6 +4,7 @@
  */
 import type { Settings } from '../config.js';
 import type { CallContext, LlmProvider } from '../llm/types.js';
+import { isEvaporateError } from '../errors.js';
 import { directExtractionPrompt } from './prompts.js';
 import { attributeQuery, selectContext } from './retrieval.js';
 import { parseJsonObject, valueList } from './llm-output.js';
@@ -12,6 +13,18 @@ import type { AttributeSpec, PipelineDocument } from './types.js';
 export interface DirectOptions {
   contextTokens: number;
   call?: CallContext;
+  /** Room for the answer (settings.pipeline.directMaxTokens); long-text attributes start with four times it. */
+  maxTokens?: number;
+  /** A cut answer is asked again with four times the room, up to this (settings.pipeline.directMaxTokensCeiling). */
+  maxTokensCeiling?: number;
+}
+
+// Attributes whose values run to paragraphs: a 300-token answer would cut them, and a cut JSON answer is no value.
+const LONG_TEXT = /descr|summary|abstract|overview|synopsis|review|biograph|body|content|details|comment|text|notes?\b/i;
+
+/** The answer room to start with: sized to the kind of value, so a description is not cut to 300 tokens. */
+export function directAnswerTokens(attribute: AttributeSpec, base: number, ceiling: number): number {
+  return LONG_TEXT.test(`${attribute.name} ${attribute.description ?? ''}`) ? Math.min(ceiling, base * 4) : base;
 }
 
 export async function extractDirect(
@@ -21,10 +34,24 @@ export async function extractDirect(
   options: DirectOptions,
 ): Promise<string[] | null> {
   const context = selectContext(doc.text, attributeQuery(attribute.name, attribute.description), options.contextTokens);
-  const result = await llm.complete(
-    { messages: directExtractionPrompt(attribute.name, attribute.description ?? '', context), role: 'extraction', temperature: 0, jsonMode: true, maxTokens: 300 },
-    options.call,
-  );
+  const ceiling = Math.max(options.maxTokensCeiling ?? 4800, options.maxTokens ?? 300);
+  let maxTokens = directAnswerTokens(attribute, options.maxTokens ?? 300, ceiling);
+  let result;
+  for (;;) {
+    try {
+      result = await llm.complete(
+        { messages: directExtractionPrompt(attribute.name, attribute.description ?? '', context), role: 'extraction', temperature: 0, jsonMode: true, maxTokens, rejectTruncated: true },
+        options.call,
+      );
+      break;
+    } catch (err) {
+      // An answer cut at max_tokens is a failure, not a value: ask again with more room, up to the ceiling.
+      if (!(isEvaporateError(err) && err.code === 'llm_truncated')) throw err;
+      // Still cut with all the room allowed: the value cannot be read whole, so there is no label.
+      if (maxTokens >= ceiling) return null;
+      maxTokens = Math.min(ceiling, maxTokens * 4);
+    }
+  }
   const parsed = parseJsonObject(result.texts[0] ?? '');
   if (!parsed) return null;
   const values = valueList(parsed.value);
@@ -58,13 +85,24 @@ export async function silverLabels(
   return out;
 }
 
+/**
+ * Runs fn over items, `limit` at a time. After a failure no new item starts, and the first error is thrown only
+ * once the calls in flight have ended: a failed job's ledger then counts every request it sent, and no call of
+ * it is still running (and spending) after the job is marked failed.
+ */
 export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !failure) {
       const i = next++;
-      await fn(items[i], i);
+      try {
+        await fn(items[i], i);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   });
   await Promise.all(workers);
+  if (failure) throw failure.error;
 }

@@ -9,8 +9,9 @@ import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
 import { decodeHTML } from 'entities';
 import { normalizeForComparison, textF1, type RawValue } from '../weak-supervision/normalize.js';
-import { countTokens } from '../llm/tokens.js';
+import { countPromptTokens } from '../llm/tokens.js';
 import { quoteIdent, typedValue, type MaterialColumn } from './materialize.js';
+import { parseCell } from './list-values.js';
 import type { AttributeType } from './types.js';
 import { canonicalName } from './schema.js';
 import { directExtractionPrompt } from './prompts.js';
@@ -223,8 +224,9 @@ export function evaluateTable(db: Db, corpusId: number, gold: Gold): EvalReport 
       if (expected === undefined) continue;
       const cell = col ? r[col.column] : null;
       const source = col ? spanText.get(`${r._document_id}\u0000${col.column}`) : undefined;
-      const got = source !== undefined ? source.split('; ') : cell !== null && cell !== undefined ? String(cell).split('; ') : [];
-      const typedGot = cell !== null && cell !== undefined ? String(cell).split('; ') : [];
+      // A list column's cell and provenance hold JSON arrays: read them as lists, never split text on "; ".
+      const typedGot = col ? parseCell(cell, col.list) : [];
+      const got = source !== undefined ? parseCell(source, col!.list) : typedGot;
       const bucket = learnedFrom.has(key) ? acc.labelled : acc.scored;
       bucket.f1 += scoreSpan(g, got, expected);
       bucket.typed += typedMatches(g, typedGot, expected, col?.type ?? 'text') ? 1 : 0;
@@ -269,7 +271,7 @@ export function directExtractionTokens(db: Db, corpusId: number, attributes: rea
     const t = (text.get(id) as string | null) ?? '';
     for (const a of attributes) {
       const prompt = directExtractionPrompt(a.name, a.description ?? '', selectContext(t, attributeQuery(a.name, a.description), contextTokens));
-      tokens += countTokens(prompt.map((m) => m.content).join('\n')) + 4 * prompt.length;
+      tokens += countPromptTokens(prompt);
     }
   }
   return { tokens: Math.round((tokens * ids.length) / Math.max(1, picked.length)), exact: step === 1, documents: ids.length };

@@ -17,8 +17,9 @@ import { directConcurrency, extractDirect, mapLimit, silverLabels } from './dire
 import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
 import type { LabelDispute } from './silver-quality.js';
+import { cellValues, finalizeCells, isListShaped, locateSpans } from './list-values.js';
 import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
-import { columnsFor, findSpan, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
+import { columnsFor, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { ELISION, passages } from './retrieval.js';
 import { shardedCorpusPass, type ShardRunner } from './corpus-shards.js';
 import * as repo from './repository.js';
@@ -137,7 +138,7 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const attributeIds = saveAttributes(run, specs);
   const learned = await learnFunctions(run, specs, attributeIds, sample, silver, trusted);
   const pass = await corpusPass(run, specs, learned, documents.ids);
-  const decided = await decideCells(run, specs, attributeIds, learned, pass);
+  const decided = await decideCells(run, specs, attributeIds, learned, pass, silver);
   const columns = await materialize(run, specs, attributeIds, decided, documents.ids);
   return summarize(run, { specs, columns, learned, decided, dropped, cut, pass, rows: documents.ids.length });
 }
@@ -282,7 +283,13 @@ async function labelSample(
     const labels: SilverLabels = run.hasModel('extraction')
       ? await run.timed('direct', () =>
           ctx.checkpoint(`attribute:${spec.name}:silver`, () =>
-            silverLabels(llm, spec, unlabelled, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(deps.settings) }),
+            silverLabels(llm, spec, unlabelled, {
+              contextTokens: p.directContextTokens,
+              maxTokens: p.directMaxTokens,
+              maxTokensCeiling: p.directMaxTokensCeiling,
+              call,
+              concurrency: directConcurrency(deps.settings),
+            }),
           ),
         )
       : {};
@@ -407,23 +414,33 @@ async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, do
   return { batches, functionEvaluations };
 }
 
-/** Every attribute's cells, their column types, fill counts and health (the baseline nightly runs compare against). */
+/** Every attribute's cells, their column types, which are lists, fill counts and health (the baseline nightly runs compare against). */
 interface Decided {
   cells: MaterialCell[];
   types: AttributeType[];
+  lists: boolean[];
   filled: Map<string, number>;
   health: Map<number, AttributeHealth>;
 }
 
 /** Label model per attribute, then the optional direct fallback where every function abstained. */
-async function decideCells(run: Run, specs: AttributeSpec[], attributeIds: number[], learned: Learned, pass: CorpusPass): Promise<Decided> {
+async function decideCells(
+  run: Run,
+  specs: AttributeSpec[],
+  attributeIds: number[],
+  learned: Learned,
+  pass: CorpusPass,
+  silver: Map<string, SilverLabels>,
+): Promise<Decided> {
   const { deps, params } = run;
-  const decided: Decided = { cells: [], types: [], filled: new Map(), health: new Map() };
+  const decided: Decided = { cells: [], types: [], lists: [], filled: new Map(), health: new Map() };
   await run.timed('label model', async () => {
     for (const [i, spec] of specs.entries()) {
       const fns = learned.kept.get(spec.name)!;
       const keptIds = learned.keptIds.get(spec.name)!;
-      const { cells: chosen, accuracies } = aggregate(deps.labelModel, pass.batches.map((b) => b[spec.name]), fns.map((f) => f.score));
+      const { cells: chosen, accuracies } = aggregate(deps.labelModel, pass.batches.map((b) => b[spec.name]), fns.map((f) => f.score), {
+        listShaped: isListShaped(silver.get(spec.name)!),
+      });
       // The full run's health (share of documents where the kept functions abstain or disagree) is the
       // baseline that nightly runs compare against to detect drift.
       const votes = pass.batches.flatMap((b) => b[spec.name].values.map((row) => row.map((v) => normalizeForComparison(v))));
@@ -432,14 +449,16 @@ async function decideCells(run: Run, specs: AttributeSpec[], attributeIds: numbe
       const attrCells: MaterialCell[] = chosen.map((c) => ({
         documentId: c.documentId,
         attributeId: attributeIds[i],
-        value: c.value ? c.value.join('; ') : null,
+        ...cellValues(c.value),
         origin: c.value ? 'functions' : 'none',
         confidence: c.confidence,
         functions: c.agreeing.map((f) => String(keptIds[f])),
         span: null,
       }));
       if (params.fallbackDirect) await directFallback(run, spec, attrCells);
-      decided.types.push(spec.type ?? inferType(attrCells.map((c) => c.value)));
+      const list = finalizeCells(attrCells, silver.get(spec.name)!);
+      decided.lists.push(list);
+      decided.types.push(list ? 'text' : (spec.type ?? inferType(attrCells.map((c) => c.value))));
       decided.filled.set(spec.name, attrCells.filter((c) => c.value !== null).length);
       decided.cells.push(...attrCells);
     }
@@ -456,13 +475,18 @@ async function directFallback(run: Run, spec: AttributeSpec, attrCells: Material
     const texts = repo.loadTexts(deps.db, missing.map((c) => c.documentId));
     const out: Record<number, string[] | null> = {};
     await mapLimit(missing, directConcurrency(deps.settings), async (c) => {
-      out[c.documentId] = await extractDirect(llm, spec, { text: texts.get(c.documentId) ?? '' }, { contextTokens: p.directContextTokens, call });
+      out[c.documentId] = await extractDirect(
+        llm,
+        spec,
+        { text: texts.get(c.documentId) ?? '' },
+        { contextTokens: p.directContextTokens, maxTokens: p.directMaxTokens, maxTokensCeiling: p.directMaxTokensCeiling, call },
+      );
     });
     return out;
   });
   for (const c of missing) {
     const v = direct[c.documentId];
-    if (v) Object.assign(c, { value: v.join('; '), origin: 'direct', confidence: 0.5 });
+    if (v) Object.assign(c, { ...cellValues(v), origin: 'direct', confidence: 0.5 });
   }
 }
 
@@ -473,14 +497,16 @@ async function materialize(run: Run, specs: AttributeSpec[], attributeIds: numbe
   const batchSize = deps.settings.pipeline.batchSize;
   ctx.progress('materialize', 0, 1);
   const table = resultTableName(corpus.name, corpus.id);
-  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: decided.types[i] })));
+  const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: decided.types[i] }))).map((c, i) =>
+    decided.lists[i] ? { ...c, list: true } : c,
+  );
   await run.timed('materialize', () =>
     ctx.checkpoint('materialize', async () => {
       const byDoc = new Map<number, MaterialCell[]>();
       for (const c of decided.cells) if (c.value !== null) (byDoc.get(c.documentId) ?? byDoc.set(c.documentId, []).get(c.documentId)!).push(c);
       for (let b = 0; b * batchSize < docIds.length; b++) {
         const texts = repo.loadTexts(db, docIds.slice(b * batchSize, (b + 1) * batchSize));
-        for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) c.span = findSpan(text, c.value!.split('; ')[0]);
+        for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) locateSpans(text, c);
       }
       columns.forEach((c) => repo.setAttributeType(db, c.attributeId, c.type));
       materializeTable(db, { corpusId: corpus.id, table, jobId: ctx.jobId, columns, documentIds: docIds, cells: decided.cells });

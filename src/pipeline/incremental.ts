@@ -9,6 +9,7 @@ import type { Vote } from '../weak-supervision/types.js';
 import { normalizeForComparison } from '../weak-supervision/normalize.js';
 import { runBatch } from './aggregation.js';
 import { findSpan, upsertCells, type MaterialCell } from './materialize.js';
+import { cellValues } from './list-values.js';
 import { sampleDocuments } from './sampling.js';
 import { directConcurrency, silverLabels } from './direct.js';
 import { synthesizeFunctions } from './synthesis.js';
@@ -66,7 +67,7 @@ export function createIncrementalPipeline(deps: ExtractDeps): IncrementalPipelin
         const chosen = prediction.values[d];
         const agreeing = chosen === null ? [] : votes[d].flatMap((v, f) => (v === chosen ? [f] : []));
         const value = agreeing.length ? (raw?.[d]?.[agreeing[0]] ?? [chosen!]) : null;
-        const text = value ? value.join('; ') : null;
+        const text = value ? cellValues(value).value : null;
         return {
           documentId,
           attributeId,
@@ -75,6 +76,7 @@ export function createIncrementalPipeline(deps: ExtractDeps): IncrementalPipelin
           confidence: chosen === null ? 0 : prediction.posteriors[d],
           functions: agreeing.map((f) => String(fns[f].id)),
           span: value ? findSpan(texts.get(documentId) ?? '', value[0]) : null,
+          ...(value ? { values: cellValues(value).values } : {}),
         };
       });
       upsertCells(db, { corpusId, attributeId, jobId, cells });
@@ -94,7 +96,7 @@ export function createIncrementalPipeline(deps: ExtractDeps): IncrementalPipelin
       ];
       const sample = repo.loadDocuments(db, ids);
       const call = { jobId: ctx.jobId, signal: ctx.signal };
-      const labels = await silverLabels(deps.llm, spec, sample, { contextTokens: p.directContextTokens, call, concurrency: directConcurrency(settings) });
+      const labels = await silverLabels(deps.llm, spec, sample, { contextTokens: p.directContextTokens, maxTokens: p.directMaxTokens, maxTokensCeiling: p.directMaxTokensCeiling, call, concurrency: directConcurrency(settings) });
       const candidates = await synthesizeFunctions(deps.llm, spec, sample.map((doc) => ({ doc, value: labels[doc.id] ?? null })), {
         candidates: p.candidatesPerAttribute,
         documents: p.synthesisDocuments,

@@ -79,17 +79,23 @@ export interface MaterialColumn {
   name: string;
   column: string;
   type: AttributeType;
+  /** Several values per document: every filled cell holds a JSON array of strings. */
+  list?: boolean;
 }
 
 export interface MaterialCell {
   documentId: number;
   attributeId: number;
-  /** Display value: several values joined with "; ". */
+  /** The cell's text: the value, or for a list column a JSON array of the values. */
   value: string | null;
+  /** The values themselves (several for a list attribute). */
+  values?: string[];
   origin: 'functions' | 'direct' | 'none';
   confidence: number;
   functions: string[];
   span: [number, number] | null;
+  /** One span per value, in the order of values. */
+  spans?: ([number, number] | null)[];
 }
 
 /** Column names for attributes: safe, unique, never _document_id. */
@@ -122,11 +128,13 @@ export function materializeTable(
     );
     db.exec(`CREATE TABLE ${quoteIdent(provenance)} (
       _document_id INTEGER NOT NULL, attribute TEXT NOT NULL, value TEXT, origin TEXT NOT NULL, confidence REAL,
-      functions TEXT NOT NULL, span_start INTEGER, span_end INTEGER, PRIMARY KEY (_document_id, attribute))`);
+      functions TEXT NOT NULL, span_start INTEGER, span_end INTEGER, spans TEXT, PRIMARY KEY (_document_id, attribute))`);
     const insertRow = db.prepare(
       `INSERT INTO ${quoteIdent(table)} (_document_id${columns.map((c) => `, ${quoteIdent(c.column)}`).join('')}) VALUES (?${', ?'.repeat(columns.length)})`,
     );
-    const insertProv = db.prepare(`INSERT INTO ${quoteIdent(provenance)} VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    const insertProv = db.prepare(
+      `INSERT INTO ${quoteIdent(provenance)} (_document_id, attribute, value, origin, confidence, functions, span_start, span_end, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
     const upsertExtraction = db.prepare(
       `INSERT INTO extractions (document_id, attribute_id, value, normalized, origin, confidence, span_start, span_end, evidence, job_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -142,7 +150,7 @@ export function materializeTable(
         if (!cell || cell.value === null) continue;
         const typed = typedValue(cell.value, c.type);
         const fns = JSON.stringify(cell.functions);
-        insertProv.run(docId, c.column, cell.value, cell.origin, cell.confidence, fns, cell.span?.[0] ?? null, cell.span?.[1] ?? null);
+        insertProv.run(docId, c.column, cell.value, cell.origin, cell.confidence, fns, cell.span?.[0] ?? null, cell.span?.[1] ?? null, cell.spans ? JSON.stringify(cell.spans) : null);
         upsertExtraction.run(docId, c.attributeId, cell.value, typed === null ? null : String(typed), cell.origin, cell.confidence, cell.span?.[0] ?? null, cell.span?.[1] ?? null, JSON.stringify({ functions: cell.functions }), input.jobId);
       }
     }
@@ -174,10 +182,14 @@ export function upsertCells(db: Db, input: { corpusId: number; attributeId: numb
   const t = reg && column ? quoteIdent(reg.table_name) : null;
   const upsertRow = t ? db.prepare(`INSERT INTO ${t} (_document_id, ${quoteIdent(column!.column)}) VALUES (?, ?) ON CONFLICT (_document_id) DO UPDATE SET ${quoteIdent(column!.column)} = excluded.${quoteIdent(column!.column)}`) : null;
   const deleteProv = t ? db.prepare(`DELETE FROM ${quoteIdent(reg!.provenance_table)} WHERE _document_id = ? AND attribute = ?`) : null;
-  const insertProv = t ? db.prepare(`INSERT INTO ${quoteIdent(reg!.provenance_table)} VALUES (?, ?, ?, ?, ?, ?, ?, ?)`) : null;
+  const insertProv = t
+    ? db.prepare(`INSERT INTO ${quoteIdent(reg!.provenance_table)} (_document_id, attribute, value, origin, confidence, functions, span_start, span_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+    : null;
   const deleteExtraction = db.prepare('DELETE FROM extractions WHERE document_id = ? AND attribute_id = ?');
   db.transaction(() => {
     for (const cell of input.cells) {
+      // A list column keeps every cell as a JSON array, whichever run wrote it.
+      if (column?.list && cell.values?.length) cell.value = JSON.stringify(cell.values);
       const typed = column ? typedValue(cell.value, column.type) : cell.value;
       upsertRow?.run(cell.documentId, typed);
       deleteProv?.run(cell.documentId, column?.column ?? '');

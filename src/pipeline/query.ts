@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Db } from '../store/database.js';
 import { EvaporateError } from '../errors.js';
+import { renderListColumns } from './list-values.js';
 
 export interface QueryRequest {
   sql: string;
@@ -221,6 +222,7 @@ async function runQueryProcess(db: Db, request: QueryRequest, options: QueryOpti
     });
     child.stdin.end(payload);
   });
+  renderListColumns(db.prepare('SELECT table_name, columns FROM result_tables').all() as { table_name: string; columns: string }[], request.sql, out);
   return { ...out, offset, limit, nextOffset: out.hasMore ? offset + out.rows.length : null, elapsedMs: Math.round(performance.now() - t0) };
 }
 

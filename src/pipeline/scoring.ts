@@ -4,6 +4,7 @@
  */
 import type { CallOutcome, Sandbox, SandboxDocument } from '../sandbox/types.js';
 import { normalizeForComparison, textF1 } from '../weak-supervision/normalize.js';
+import { listF1 } from './list-values.js';
 import { reviewSilverLabels, type LabelDispute } from './silver-quality.js';
 import type { Candidate, ScoredCandidate, SilverLabels } from './types.js';
 
@@ -11,7 +12,7 @@ import type { Candidate, ScoredCandidate, SilverLabels } from './types.js';
 export function sampleScore(output: string[] | null, silver: string[] | null): number {
   if (silver === null) return output === null ? 1 : 0;
   if (output === null) return 0;
-  return textF1(output, silver);
+  return output.length > 1 || silver.length > 1 ? listF1(output, silver) : textF1(output, silver);
 }
 
 export function scoreOutcomes(candidates: readonly Candidate[], outcomes: CallOutcome[][], silver: readonly (string[] | null)[]): ScoredCandidate[] {

@@ -272,12 +272,15 @@ export const migrations: Migration[] = [
   {
     // Numbered after its issue (18) so migrations written in parallel branches do not collide.
     version: 18,
-    name: 'llm ledger: requests sent and failed per logical call',
+    name: 'llm ledger: requests sent and failed per logical call, locally counted prompt tokens',
     sql: `
       -- A logical call may send several requests (retries). attempts = requests sent (0 for a cache hit),
       -- failed_attempts = those that failed; rows written before this migration count as one request.
       ALTER TABLE llm_usage ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
       ALTER TABLE llm_usage ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+      -- The prompt's tokens counted locally (GPT-2 BPE), for cache hits too: what the job's method needed,
+      -- comparable with the direct-extraction estimate, which is counted the same way.
+      ALTER TABLE llm_usage ADD COLUMN counted_prompt_tokens INTEGER NOT NULL DEFAULT 0;
       UPDATE llm_usage SET attempts = 0 WHERE cached = 1;
       UPDATE llm_usage SET failed_attempts = 1 WHERE status = 'error';
     `,

@@ -5,6 +5,7 @@ import { JobService } from '../../jobs/service.js';
 import { jobLlmUsage } from '../../llm/index.js';
 import { createPipelineServices, EXTRACT_JOB_KIND, parseExtractRequest, runExtractionHere } from '../../pipeline/service.js';
 import { action, openStore, printRows } from '../common.js';
+import { followInBackground } from '../progress.js';
 
 export interface ExtractCliOptions {
   attributes?: string;
@@ -66,9 +67,13 @@ export function register(program: Command): void {
         const { withShardQueue } = await import('../../app/shards.js');
         const services = withShardQueue(createPipelineServices(db, settings), settings);
         try {
+          let progress: Promise<void> | undefined;
           const { jobId, result } = await runExtractionHere(services, corpus.id, body, {
-            onQueued: (id) => console.error(`extraction job ${id} for corpus ${corpus.name} (${body.mode})`),
-          });
+            onQueued: (id) => {
+              console.error(`extraction job ${id} for corpus ${corpus.name} (${body.mode})`);
+              progress = followInBackground(db, id, settings.jobs.pollMs);
+            },
+          }).finally(() => progress);
           const usage = jobLlmUsage(db, jobId);
           if (options.json) {
             console.log(JSON.stringify({ jobId, result, llm: usage }, null, 2));
@@ -80,6 +85,12 @@ export function register(program: Command): void {
             ['name', 'column', 'type', 'candidates', 'kept', 'bestSampleScore', 'filled'],
           );
           if (result.dropped.length) console.log(`dropped as implausible: ${result.dropped.join(', ')}`);
+          for (const a of result.attributes)
+            for (const d of a.labelDisputes ?? [])
+              console.log(
+                `${a.name}: document ${d.documentId}'s sample label ${JSON.stringify(d.silver)} vs ${JSON.stringify(d.consensus)} from ${Math.round(d.support * 100)}% of the candidates` +
+                  (d.overruled ? ' (label overruled)' : d.kind === 'split' ? ' (the column rests on this one label: check it)' : ' (label kept)'),
+              );
           if (result.cut?.length) console.log(`left out by the attribute cap (EVAPORATE_MAX_ATTRIBUTES or maxAttributes): ${result.cut.join(', ')}`);
           for (const w of result.warnings ?? []) console.log(`warning ${w.code}: ${w.message}`);
           console.log(`LLM: ${result.llm.calls} calls (${result.llm.cachedCalls} cached), ${result.llm.promptTokens + result.llm.completionTokens} tokens; direct extraction of every document would send about ${result.directTokensEstimate} prompt tokens`);
