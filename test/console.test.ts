@@ -20,7 +20,7 @@ type HTMLCanvasElement = any;
 const books = path.join(root, 'fixtures', 'console', 'books');
 const gold = JSON.parse(fs.readFileSync(path.join(books, 'gold.json'), 'utf8')) as Record<string, Record<string, string>>;
 const pages = ['0000.htm', '0001.htm', '0002.htm', '0003.htm', '0004.htm', '0005.htm'];
-const T = { timeout: 60_000 };
+const T = { timeout: 30_000 };
 
 let browser: BrowserContext;
 let closeBrowser: () => Promise<void>;
@@ -83,6 +83,8 @@ async function openDocument(page: Page, base: string, corpus: string, filename: 
   await page.goto(`${base}/#/c/${corpus}/documents`);
   await page.click(`#documents a:text-is("${filename}")`);
   await page.waitForSelector('#doctext', T);
+  // A PDF's page is drawn above its text; wait for it so the text no longer moves under the mouse.
+  if (filename.endsWith('.pdf')) await page.waitForSelector('#pdf-page[data-rendered=true]', T);
 }
 
 describe('web console', () => {
@@ -142,7 +144,14 @@ describe('web console', () => {
       await page.click('#label-value');
       await page.waitForSelector(`#doc-labels li:has-text("${gold.isbn_13[p]}")`, T);
     }
-    const labels = (await (await fetch(`${s.url}/corpora/books/labels`)).json()) as { labels: { filename: string; values: string[] }[] };
+    // "Not present" records that a page has no value for an attribute.
+    await page.fill('input[name=attribute]', 'subtitle');
+    await page.click('#label-absent');
+    await page.waitForSelector('#doc-labels li:has-text("subtitle: not present")', T);
+    const labels = (await (await fetch(`${s.url}/corpora/books/labels?attribute=isbn_13`)).json()) as { labels: { filename: string; values: string[] }[] };
+    const absent = (await (await fetch(`${s.url}/corpora/books/labels?attribute=subtitle`)).json()) as { labels: { filename: string; values: string[] }[] };
+    expect(absent.labels.map((l) => [l.filename, l.values])).toEqual([['0001.htm', []]]);
+    await page.fill('input[name=attribute]', 'isbn_13');
     expect(labels.labels.map((l) => [l.filename, l.values])).toEqual([
       ['0000.htm', [gold.isbn_13['0000.htm']]],
       ['0001.htm', [gold.isbn_13['0001.htm']]],
@@ -251,7 +260,19 @@ describe('web console', () => {
     await page.waitForSelector('.job[data-state=succeeded]', T);
     expect(await page.$$eval('.job[data-state=succeeded] .jobstats span', (spans) => spans.map((x) => x.textContent))).toContain('tokens: 0');
 
+    // The run's attribute health is drawn on the Jobs tab.
+    await page.reload();
+    await page.waitForSelector('#health-chart circle', T);
+    expect(await page.textContent('#health-chart')).toContain('product_code');
+
     const doc = s.db.prepare("SELECT id, text, structure FROM documents WHERE filename = 'reports-2.pdf'").get() as { id: number; text: string; structure: string };
+    // Opened from the document list the PDF shows its first page, unboxed, with page navigation.
+    await openDocument(page, s.url, 'reports', 'reports-2.pdf');
+    await page.waitForSelector('#pdf-page[data-page="1"] canvas', T);
+    expect(await page.locator('#pdf-page .pdf-hl').count()).toBe(0);
+    await page.click('#pdf-page button:text("›")');
+    await page.waitForSelector('#pdf-page[data-page="2"]', T);
+
     await page.goto(`${s.url}/#/c/reports/doc/${doc.id}/product_code`);
     await page.waitForSelector('#cell-panel', T);
     const value = (await page.textContent('mark.evidence'))!;
@@ -276,5 +297,5 @@ describe('web console', () => {
     expect(hit.width).toBeGreaterThan(5);
     expect(hit.height).toBeGreaterThan(5);
     await page.close();
-  });
+  }, 180_000);
 });

@@ -66,7 +66,7 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
       </h1>
       <div class="split">
         <div class="docmain">
-          {doc.kind === 'pdf' && span && pages.length > 0 && (
+          {doc.kind === 'pdf' && pages.length > 0 && (
             <Suspense fallback={<p>Loading the PDF viewer…</p>}>
               <PdfPage documentId={doc.id} text={text} pages={pages} span={span} />
             </Suspense>
