@@ -183,6 +183,17 @@ describe('web console', () => {
     await page.waitForSelector('#results td.cell', T);
     const colour = await page.$eval('#results td.cell[data-column=isbn_13]', (td) => getComputedStyle(td).backgroundColor);
     expect(colour).not.toBe('rgba(0, 0, 0, 0)');
+    // Sorting by a column's header, both ways.
+    const sorted = Object.values(gold.isbn_13).sort();
+    const firstIsbn = () => page.textContent('#results tbody tr:first-child td.cell[data-column=isbn_13]');
+    await page.click('#results th[data-column=isbn_13]');
+    await page.waitForSelector('#results th[data-column=isbn_13]:has-text("▲")', T);
+    await expect.poll(firstIsbn, T).toBe(sorted[0]);
+    await page.click('#results th[data-column=isbn_13]');
+    await page.waitForSelector('#results th[data-column=isbn_13]:has-text("▼")', T);
+    await expect.poll(firstIsbn, T).toBe(sorted[sorted.length - 1]);
+    expect(await page.textContent('#results th[data-column=isbn_13] .colstat')).toBe('100% filled');
+
     const docId = (await s.db.prepare("SELECT id FROM documents WHERE filename = '0003.htm'").get()) as { id: number };
     await page.click(`#results td.cell[data-document="${docId.id}"][data-column=isbn_13] a`);
     await page.waitForSelector('#cell-panel', T);
