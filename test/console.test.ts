@@ -143,6 +143,7 @@ describe('web console', () => {
       await page.waitForSelector(`.selection:has-text("${gold.isbn_13[p]}")`, T);
       await page.click('#label-value');
       await page.waitForSelector(`#doc-labels li:has-text("${gold.isbn_13[p]}")`, T);
+      expect(await page.textContent('#doctext mark.label')).toBe(gold.isbn_13[p]);
     }
     // "Not present" records that a page has no value for an attribute.
     await page.fill('input[name=attribute]', 'subtitle');
