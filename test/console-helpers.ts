@@ -54,6 +54,9 @@ export async function startService(overrides: { apiKey?: string } = {}): Promise
 
 /** A fresh profile each time (playwright passes it as --user-data-dir). */
 export async function launchBrowser(): Promise<{ browser: BrowserContext; close: () => Promise<void> }> {
+  if (!fs.existsSync(chromiumPath)) {
+    throw new Error(`The browser tests need Chromium at ${chromiumPath}: install it (Debian: apt-get install chromium) or set EVAPORATE_CHROMIUM to its path.`);
+  }
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-chromium-'));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
