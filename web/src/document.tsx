@@ -1,12 +1,20 @@
-import { lazy, Suspense } from 'preact/compat';
+import type { FunctionComponent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api';
 import { href } from './router';
 import { JobCard } from './jobs';
 import { confidenceColour } from './table';
 
+type PdfPageProps = { documentId: number; text: string; pages: { page: number; start: number; end: number }[]; span: [number, number] | null };
+
 // pdf.js is large: it loads only when a PDF is opened.
-const PdfPage = lazy(() => import('./pdf-view'));
+function usePdfPage(wanted: boolean): FunctionComponent<PdfPageProps> | null {
+  const [component, setComponent] = useState<FunctionComponent<PdfPageProps> | null>(null);
+  useEffect(() => {
+    if (wanted && !component) import('./pdf-view').then((m) => setComponent(() => m.default));
+  }, [wanted]);
+  return component;
+}
 
 /** The text with marks: the first range wins where ranges overlap (evidence or selection before labels). */
 function marked(text: string, ranges: { start: number; end: number; cls: string }[]) {
@@ -36,6 +44,7 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
   // Values this document is labelled with, marked in its text.
   const [labelled, setLabelled] = useState<string[]>([]);
   const textRef = useRef<HTMLPreElement>(null);
+  const PdfPage = usePdfPage(doc?.kind === 'pdf');
   useEffect(() => {
     setCell(null);
     setSelection(null);
@@ -88,11 +97,7 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
       </h1>
       <div class="split">
         <div class="docmain">
-          {doc.kind === 'pdf' && pages.length > 0 && (
-            <Suspense fallback={<p>Loading the PDF viewer…</p>}>
-              <PdfPage documentId={doc.id} text={text} pages={pages} span={span} />
-            </Suspense>
-          )}
+          {doc.kind === 'pdf' && pages.length > 0 && (PdfPage ? <PdfPage documentId={doc.id} text={text} pages={pages} span={span} /> : <p>Loading the PDF viewer…</p>)}
           <pre class="doctext" ref={textRef} onMouseUp={readSelection} id="doctext">
             {marked(text, [
               ...(span ? [{ start: span[0], end: span[1], cls: selection ? 'selected' : 'evidence' }] : []),
