@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildConsole, launchBrowser, root, startService, type Service } from './console-helpers.js';
 import { makeZip } from './ingest-helpers.js';
+import { columnsFor, materializeTable } from '../src/pipeline/materialize.js';
+import { insertDocument } from '../src/store/documents.js';
 
 // The callbacks passed to page.evaluate run in the browser; the project compiles without the DOM library,
 // so the few browser names they use are declared here, for this file only.
@@ -36,7 +38,7 @@ afterAll(async () => {
   for (const s of services) await s.close();
 });
 
-async function service(options: { apiKey?: string } = {}): Promise<Service> {
+async function service(options: { apiKey?: string; runJobs?: boolean } = {}): Promise<Service> {
   const s = await startService(options);
   services.push(s);
   return s;
@@ -310,4 +312,44 @@ describe('web console', () => {
     expect(hit.height).toBeGreaterThan(5);
     await page.close();
   }, 180_000);
+
+  it('marks empty and low-confidence columns, and cancels a queued job', async () => {
+    const s = await service({ runJobs: false });
+    // A table as an extraction leaves it: title confident, isbn_13 doubtful, pages empty.
+    const corpusId = Number(s.db.prepare("INSERT INTO corpora (name) VALUES ('shelf')").run().lastInsertRowid);
+    const docs = ['Title: Kiwi ISBN 9781111111111', 'Title: Mango'].map((text, i) =>
+      insertDocument(s.db, { corpusId, filename: `s${i}.html`, contentHash: `s${i}`, kind: 'html', raw: Buffer.from(text), text, structure: {}, chunks: [] }),
+    );
+    const attribute = (name: string) => Number(s.db.prepare("INSERT INTO attributes (corpus_id, name, origin) VALUES (?, ?, 'user')").run(corpusId, name).lastInsertRowid);
+    const [title, isbn, pages] = [attribute('title'), attribute('isbn_13'), attribute('pages')];
+    const cell = (d: number, a: number, value: string, confidence: number, span: [number, number]) => ({ documentId: docs[d], attributeId: a, value, origin: 'functions' as const, confidence, functions: [], span });
+    materializeTable(s.db, {
+      corpusId, table: `corpus_shelf_${corpusId}`, jobId: null, documentIds: docs,
+      columns: columnsFor([{ id: title, name: 'title', type: 'text' }, { id: isbn, name: 'isbn_13', type: 'text' }, { id: pages, name: 'pages', type: 'integer' }]),
+      cells: [cell(0, title, 'Kiwi', 0.95, [7, 11]), cell(1, title, 'Mango', 0.9, [7, 12]), cell(0, isbn, '9781111111111', 0.3, [17, 30])],
+    });
+    const page = await browser.newPage();
+    await page.goto(`${s.url}/#/c/shelf/table`);
+    await page.waitForSelector('#results td.cell', T);
+    expect(await page.getAttribute('#results th[data-column=title]', 'class')).toBe('');
+    expect(await page.getAttribute('#results th[data-column=isbn_13]', 'class')).toBe('col-low');
+    expect(await page.textContent('#results th[data-column=isbn_13] .colstat')).toBe('50% filled, low confidence');
+    expect(await page.getAttribute('#results th[data-column=pages]', 'class')).toBe('col-empty');
+    expect(await page.textContent('#results th[data-column=pages] .colstat')).toBe('empty column');
+    const [low, high] = await Promise.all(
+      [docs[0], docs[1]].map((d, i) => page.$eval(`#results td.cell[data-document="${d}"][data-column=${i === 0 ? 'isbn_13' : 'title'}]`, (td) => getComputedStyle(td).backgroundColor)),
+    );
+    expect(low).not.toBe(high); // red-ish for 0.3, green-ish for 0.9
+
+    // No runner here: the job waits in the queue until it is cancelled.
+    await page.goto(`${s.url}/#/c/shelf/jobs`);
+    await page.fill('input[name=attributes]', 'title');
+    await page.click('#start-extraction button[type=submit]');
+    await page.waitForSelector('.job[data-state=queued]', T);
+    await page.click('.job[data-state=queued] button:text("Cancel")');
+    await page.waitForSelector('.job[data-state=cancelled] button:text("Retry")', T);
+    const jobs = (await (await fetch(`${s.url}/jobs`)).json()) as { jobs: { state: string }[] };
+    expect(jobs.jobs.map((j) => j.state)).toEqual(['cancelled']);
+    await page.close();
+  });
 });
