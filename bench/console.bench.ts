@@ -102,10 +102,6 @@ async function screenshots(browser: Browser, s: Service, dir: string) {
   await page.click('#cell-panel details.fn summary');
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(dir, 'console-evidence.png') });
-  await page.goto(`${s.url}/#/c/books/jobs`);
-  await page.waitForSelector('.job[data-state=succeeded]');
-  await page.waitForTimeout(300);
-  await page.screenshot({ path: path.join(dir, 'console-jobs.png') });
   await page.goto(`${s.url}/#/c/reports/doc/${docId('reports-2.pdf')}/product_code`);
   await page.waitForSelector('#pdf-page .pdf-hl');
   await page.screenshot({ path: path.join(dir, 'console-pdf.png') });

@@ -29,14 +29,15 @@ export interface Service {
   close: () => Promise<void>;
 }
 
-export async function startService(overrides: { apiKey?: string } = {}): Promise<Service> {
+/** With runJobs false the service queues jobs and runs none (as with `serve --no-jobs`). */
+export async function startService(overrides: { apiKey?: string; runJobs?: boolean } = {}): Promise<Service> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-console-'));
   const file = path.join(dir, 'e.db');
   const base = loadSettings({ databasePath: file });
   const settings: Settings = { ...base, apiKey: overrides.apiKey, sandbox: { ...base.sandbox, workers: 2 } };
   const db = openDatabase(file);
-  const jobs = startDefaultJobSystem(db, settings, { schedule: false });
-  const app: FastifyInstance = await buildApp({ db, settings, jobs: jobs.system.service });
+  const jobs = overrides.runJobs === false ? null : startDefaultJobSystem(db, settings, { schedule: false });
+  const app: FastifyInstance = await buildApp({ db, settings, ...(jobs ? { jobs: jobs.system.service } : {}) });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url,
@@ -44,8 +45,8 @@ export async function startService(overrides: { apiKey?: string } = {}): Promise
     settings,
     close: async () => {
       await app.close();
-      await jobs.system.stop();
-      await jobs.closeServices();
+      await jobs?.system.stop();
+      await jobs?.closeServices();
       db.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -54,6 +55,9 @@ export async function startService(overrides: { apiKey?: string } = {}): Promise
 
 /** A fresh profile each time (playwright passes it as --user-data-dir). */
 export async function launchBrowser(): Promise<{ browser: BrowserContext; close: () => Promise<void> }> {
+  if (!fs.existsSync(chromiumPath)) {
+    throw new Error(`The browser tests need Chromium at ${chromiumPath}: install it (Debian: apt-get install chromium) or set EVAPORATE_CHROMIUM to its path.`);
+  }
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-chromium-'));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,

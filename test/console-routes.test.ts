@@ -32,7 +32,7 @@ async function start(apiKey?: string) {
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const get = async (p: string, headers: Record<string, string> = {}) => {
     const res = await fetch(url + p, { headers });
-    return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
+    return { status: res.status, type: res.headers.get('content-type') ?? '', headers: { csp: res.headers.get('content-security-policy') ?? '' }, text: await res.text() };
   };
   return { url, db, get, json: async (p: string) => JSON.parse((await get(p)).text) };
 }
@@ -134,6 +134,7 @@ describe('console route', () => {
     expect(index.status).toBe(200);
     expect(index.type).toContain('text/html');
     expect(index.text).toContain('<div id="app">');
+    expect(index.headers.csp).toContain("script-src 'self'");
     const script = /src="(\/assets\/[^"]+\.js)"/.exec(index.text)![1];
     const js = await get(script);
     expect(js.status).toBe(200);

@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildConsole, launchBrowser, root, startService, type Service } from './console-helpers.js';
 import { makeZip } from './ingest-helpers.js';
+import { columnsFor, materializeTable } from '../src/pipeline/materialize.js';
+import { insertDocument } from '../src/store/documents.js';
 
 // The callbacks passed to page.evaluate run in the browser; the project compiles without the DOM library,
 // so the few browser names they use are declared here, for this file only.
@@ -20,7 +22,7 @@ type HTMLCanvasElement = any;
 const books = path.join(root, 'fixtures', 'console', 'books');
 const gold = JSON.parse(fs.readFileSync(path.join(books, 'gold.json'), 'utf8')) as Record<string, Record<string, string>>;
 const pages = ['0000.htm', '0001.htm', '0002.htm', '0003.htm', '0004.htm', '0005.htm'];
-const T = { timeout: 60_000 };
+const T = { timeout: 30_000 };
 
 let browser: BrowserContext;
 let closeBrowser: () => Promise<void>;
@@ -36,7 +38,7 @@ afterAll(async () => {
   for (const s of services) await s.close();
 });
 
-async function service(options: { apiKey?: string } = {}): Promise<Service> {
+async function service(options: { apiKey?: string; runJobs?: boolean } = {}): Promise<Service> {
   const s = await startService(options);
   services.push(s);
   return s;
@@ -83,6 +85,8 @@ async function openDocument(page: Page, base: string, corpus: string, filename: 
   await page.goto(`${base}/#/c/${corpus}/documents`);
   await page.click(`#documents a:text-is("${filename}")`);
   await page.waitForSelector('#doctext', T);
+  // A PDF's page is drawn above its text; wait for it so the text no longer moves under the mouse.
+  if (filename.endsWith('.pdf')) await page.waitForSelector('#pdf-page[data-rendered=true]', T);
 }
 
 describe('web console', () => {
@@ -141,8 +145,16 @@ describe('web console', () => {
       await page.waitForSelector(`.selection:has-text("${gold.isbn_13[p]}")`, T);
       await page.click('#label-value');
       await page.waitForSelector(`#doc-labels li:has-text("${gold.isbn_13[p]}")`, T);
+      expect(await page.textContent('#doctext mark.label')).toBe(gold.isbn_13[p]);
     }
-    const labels = (await (await fetch(`${s.url}/corpora/books/labels`)).json()) as { labels: { filename: string; values: string[] }[] };
+    // "Not present" records that a page has no value for an attribute.
+    await page.fill('input[name=attribute]', 'subtitle');
+    await page.click('#label-absent');
+    await page.waitForSelector('#doc-labels li:has-text("subtitle: not present")', T);
+    const labels = (await (await fetch(`${s.url}/corpora/books/labels?attribute=isbn_13`)).json()) as { labels: { filename: string; values: string[] }[] };
+    const absent = (await (await fetch(`${s.url}/corpora/books/labels?attribute=subtitle`)).json()) as { labels: { filename: string; values: string[] }[] };
+    expect(absent.labels.map((l) => [l.filename, l.values])).toEqual([['0001.htm', []]]);
+    await page.fill('input[name=attribute]', 'isbn_13');
     expect(labels.labels.map((l) => [l.filename, l.values])).toEqual([
       ['0000.htm', [gold.isbn_13['0000.htm']]],
       ['0001.htm', [gold.isbn_13['0001.htm']]],
@@ -174,6 +186,17 @@ describe('web console', () => {
     await page.waitForSelector('#results td.cell', T);
     const colour = await page.$eval('#results td.cell[data-column=isbn_13]', (td) => getComputedStyle(td).backgroundColor);
     expect(colour).not.toBe('rgba(0, 0, 0, 0)');
+    // Sorting by a column's header, both ways.
+    const sorted = Object.values(gold.isbn_13).sort();
+    const firstIsbn = () => page.textContent('#results tbody tr:first-child td.cell[data-column=isbn_13]');
+    await page.click('#results th[data-column=isbn_13]');
+    await page.waitForSelector('#results th[data-column=isbn_13]:has-text("▲")', T);
+    await expect.poll(firstIsbn, T).toBe(sorted[0]);
+    await page.click('#results th[data-column=isbn_13]');
+    await page.waitForSelector('#results th[data-column=isbn_13]:has-text("▼")', T);
+    await expect.poll(firstIsbn, T).toBe(sorted[sorted.length - 1]);
+    expect(await page.textContent('#results th[data-column=isbn_13] .colstat')).toBe('100% filled');
+
     const docId = (await s.db.prepare("SELECT id FROM documents WHERE filename = '0003.htm'").get()) as { id: number };
     await page.click(`#results td.cell[data-document="${docId.id}"][data-column=isbn_13] a`);
     await page.waitForSelector('#cell-panel', T);
@@ -251,7 +274,19 @@ describe('web console', () => {
     await page.waitForSelector('.job[data-state=succeeded]', T);
     expect(await page.$$eval('.job[data-state=succeeded] .jobstats span', (spans) => spans.map((x) => x.textContent))).toContain('tokens: 0');
 
+    // The run's attribute health is drawn on the Jobs tab.
+    await page.reload();
+    await page.waitForSelector('#health-chart circle', T);
+    expect(await page.textContent('#health-chart')).toContain('product_code');
+
     const doc = s.db.prepare("SELECT id, text, structure FROM documents WHERE filename = 'reports-2.pdf'").get() as { id: number; text: string; structure: string };
+    // Opened from the document list the PDF shows its first page, unboxed, with page navigation.
+    await openDocument(page, s.url, 'reports', 'reports-2.pdf');
+    await page.waitForSelector('#pdf-page[data-page="1"] canvas', T);
+    expect(await page.locator('#pdf-page .pdf-hl').count()).toBe(0);
+    await page.click('#pdf-page button:text("›")');
+    await page.waitForSelector('#pdf-page[data-page="2"]', T);
+
     await page.goto(`${s.url}/#/c/reports/doc/${doc.id}/product_code`);
     await page.waitForSelector('#cell-panel', T);
     const value = (await page.textContent('mark.evidence'))!;
@@ -275,6 +310,46 @@ describe('web console', () => {
     expect(hit.inside).toBe(true);
     expect(hit.width).toBeGreaterThan(5);
     expect(hit.height).toBeGreaterThan(5);
+    await page.close();
+  }, 180_000);
+
+  it('marks empty and low-confidence columns, and cancels a queued job', async () => {
+    const s = await service({ runJobs: false });
+    // A table as an extraction leaves it: title confident, isbn_13 doubtful, pages empty.
+    const corpusId = Number(s.db.prepare("INSERT INTO corpora (name) VALUES ('shelf')").run().lastInsertRowid);
+    const docs = ['Title: Kiwi ISBN 9781111111111', 'Title: Mango'].map((text, i) =>
+      insertDocument(s.db, { corpusId, filename: `s${i}.html`, contentHash: `s${i}`, kind: 'html', raw: Buffer.from(text), text, structure: {}, chunks: [] }),
+    );
+    const attribute = (name: string) => Number(s.db.prepare("INSERT INTO attributes (corpus_id, name, origin) VALUES (?, ?, 'user')").run(corpusId, name).lastInsertRowid);
+    const [title, isbn, pages] = [attribute('title'), attribute('isbn_13'), attribute('pages')];
+    const cell = (d: number, a: number, value: string, confidence: number, span: [number, number]) => ({ documentId: docs[d], attributeId: a, value, origin: 'functions' as const, confidence, functions: [], span });
+    materializeTable(s.db, {
+      corpusId, table: `corpus_shelf_${corpusId}`, jobId: null, documentIds: docs,
+      columns: columnsFor([{ id: title, name: 'title', type: 'text' }, { id: isbn, name: 'isbn_13', type: 'text' }, { id: pages, name: 'pages', type: 'integer' }]),
+      cells: [cell(0, title, 'Kiwi', 0.95, [7, 11]), cell(1, title, 'Mango', 0.9, [7, 12]), cell(0, isbn, '9781111111111', 0.3, [17, 30])],
+    });
+    const page = await browser.newPage();
+    await page.goto(`${s.url}/#/c/shelf/table`);
+    await page.waitForSelector('#results td.cell', T);
+    expect(await page.getAttribute('#results th[data-column=title]', 'class')).toBe('');
+    expect(await page.getAttribute('#results th[data-column=isbn_13]', 'class')).toBe('col-low');
+    expect(await page.textContent('#results th[data-column=isbn_13] .colstat')).toBe('50% filled, low confidence');
+    expect(await page.getAttribute('#results th[data-column=pages]', 'class')).toBe('col-empty');
+    expect(await page.textContent('#results th[data-column=pages] .colstat')).toBe('empty column');
+    const [low, high] = await Promise.all(
+      [docs[0], docs[1]].map((d, i) => page.$eval(`#results td.cell[data-document="${d}"][data-column=${i === 0 ? 'isbn_13' : 'title'}]`, (td) => getComputedStyle(td).backgroundColor)),
+    );
+    expect(low).not.toBe(high); // red-ish for 0.3, green-ish for 0.9
+
+    // No runner here: the job waits in the queue until it is cancelled.
+    await page.goto(`${s.url}/#/c/shelf/jobs`);
+    await page.fill('input[name=attributes]', 'title');
+    await page.click('#start-extraction button[type=submit]');
+    await page.waitForSelector('.job[data-state=queued]', T);
+    await page.click('.job[data-state=queued] button:text("Cancel")');
+    await page.waitForSelector('.job[data-state=cancelled] button:text("Retry")', T);
+    const jobs = (await (await fetch(`${s.url}/jobs`)).json()) as { jobs: { state: string }[] };
+    expect(jobs.jobs.map((j) => j.state)).toEqual(['cancelled']);
     await page.close();
   });
 });

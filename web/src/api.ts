@@ -49,15 +49,32 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   return (await res.json()) as T;
 }
 
-/** Multipart upload; answers the per-file results even when every file failed (a 4xx with results). */
-export async function upload(corpus: string, files: File[]): Promise<any> {
+/**
+ * Multipart upload, with progress (XMLHttpRequest reports bytes sent; fetch does not). Answers the per-file
+ * results even when every file failed (a 4xx that carries results).
+ */
+export function upload(corpus: string, files: File[], onProgress?: (sent: number, total: number) => void): Promise<any> {
   const form = new FormData();
   for (const f of files) form.append('file', f, (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name);
-  const res = await fetch(`/corpora/${encodeURIComponent(corpus)}/documents`, { method: 'POST', headers: headers(), body: form });
-  const body = await res.json().catch(() => null);
-  if (res.ok || (body && Array.isArray(body.results))) return body;
-  if (res.status === 401) onUnauthorized();
-  throw new ApiError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `The service answered ${res.status}.`, body);
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/corpora/${encodeURIComponent(corpus)}/documents`);
+    for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => onProgress?.(e.loaded, e.total);
+    xhr.onerror = () => reject(new ApiError(0, 'network_error', 'The upload did not reach the service.'));
+    xhr.onload = () => {
+      let body: any = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        /* not JSON */
+      }
+      if ((xhr.status >= 200 && xhr.status < 300) || (body && Array.isArray(body.results))) return resolve(body);
+      if (xhr.status === 401) onUnauthorized();
+      reject(new ApiError(xhr.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `The service answered ${xhr.status}.`, body));
+    };
+    xhr.send(form);
+  });
 }
 
 export async function rawBytes(documentId: number): Promise<ArrayBuffer> {

@@ -48,7 +48,7 @@ function DocumentsView({ corpus, onChange }: { corpus: string; onChange: () => v
   const [nextAfter, setNextAfter] = useState<number | null>(null);
   const [failed, setFailed] = useState<any[]>([]);
   const [results, setResults] = useState<any[] | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [busy, setBusy] = useState<string | null>(null);
   const [over, setOver] = useState(false);
   const [error, setError] = useState('');
   const base = `/corpora/${encodeURIComponent(corpus)}/documents`;
@@ -63,17 +63,19 @@ function DocumentsView({ corpus, onChange }: { corpus: string; onChange: () => v
   }, [corpus]);
   const send = async (files: File[]) => {
     if (files.length === 0) return;
-    setBusy(true);
+    setBusy(`Uploading ${files.length} file${files.length === 1 ? '' : 's'}…`);
     setError('');
     try {
-      const r = await upload(corpus, files);
+      const r = await upload(corpus, files, (sent, total) =>
+        setBusy(sent < total ? `Uploading ${files.length} files: ${Math.round((100 * sent) / total)}%` : 'Ingesting… (each file is parsed and stored)'),
+      );
       setResults(r.results);
       await load();
       onChange();
     } catch (err) {
       setError((err as Error).message);
     } finally {
-      setBusy(false);
+      setBusy(null);
     }
   };
   const drop = (e: DragEvent) => {
@@ -94,7 +96,7 @@ function DocumentsView({ corpus, onChange }: { corpus: string; onChange: () => v
         onDrop={drop}
       >
         <input type="file" multiple name="files" onChange={(e) => send([...(e.currentTarget.files ?? [])])} />
-        {busy ? 'Uploading…' : 'Drop HTML, PDF, text files or zip / tar archives here, or click to choose'}
+        {busy ?? 'Drop HTML, PDF, text files or zip / tar archives here, or click to choose'}
       </label>
       {error && <p class="error">{error}</p>}
       {results && (

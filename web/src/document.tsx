@@ -1,19 +1,50 @@
-import { lazy, Suspense } from 'preact/compat';
+import type { FunctionComponent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api';
 import { href } from './router';
 import { JobCard } from './jobs';
 import { confidenceColour } from './table';
 
+type PdfPageProps = { documentId: number; text: string; pages: { page: number; start: number; end: number }[]; span: [number, number] | null };
+
 // pdf.js is large: it loads only when a PDF is opened.
-const PdfPage = lazy(() => import('./pdf-view'));
+function usePdfPage(wanted: boolean): FunctionComponent<PdfPageProps> | null {
+  const [component, setComponent] = useState<FunctionComponent<PdfPageProps> | null>(null);
+  useEffect(() => {
+    if (wanted && !component) import('./pdf-view').then((m) => setComponent(() => m.default));
+  }, [wanted]);
+  return component;
+}
+
+/** The text with marks: the first range wins where ranges overlap (evidence or selection before labels). */
+function marked(text: string, ranges: { start: number; end: number; cls: string }[]) {
+  const kept: typeof ranges = [];
+  for (const r of ranges) if (r.end > r.start && !kept.some((k) => r.start < k.end && k.start < r.end)) kept.push(r);
+  kept.sort((a, b) => a.start - b.start);
+  const out: (string | preact.JSX.Element)[] = [];
+  let at = 0;
+  kept.forEach((r, i) => {
+    out.push(text.slice(at, r.start));
+    out.push(
+      <mark key={i} class={r.cls}>
+        {text.slice(r.start, r.end)}
+      </mark>,
+    );
+    at = r.end;
+  });
+  out.push(text.slice(at));
+  return out;
+}
 
 export function DocumentPage({ corpus, id, column }: { corpus: string; id: number; column?: string }) {
   const [doc, setDoc] = useState<any>(null);
   const [cell, setCell] = useState<any>(null);
   const [error, setError] = useState('');
   const [selection, setSelection] = useState<[number, number] | null>(null);
+  // Values this document is labelled with, marked in its text.
+  const [labelled, setLabelled] = useState<string[]>([]);
   const textRef = useRef<HTMLPreElement>(null);
+  const PdfPage = usePdfPage(doc?.kind === 'pdf');
   useEffect(() => {
     setCell(null);
     setSelection(null);
@@ -66,21 +97,15 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
       </h1>
       <div class="split">
         <div class="docmain">
-          {doc.kind === 'pdf' && span && pages.length > 0 && (
-            <Suspense fallback={<p>Loading the PDF viewer…</p>}>
-              <PdfPage documentId={doc.id} text={text} pages={pages} span={span} />
-            </Suspense>
-          )}
+          {doc.kind === 'pdf' && pages.length > 0 && (PdfPage ? <PdfPage documentId={doc.id} text={text} pages={pages} span={span} /> : <p>Loading the PDF viewer…</p>)}
           <pre class="doctext" ref={textRef} onMouseUp={readSelection} id="doctext">
-            {span ? (
-              <>
-                {text.slice(0, span[0])}
-                <mark class={selection ? 'selected' : 'evidence'}>{text.slice(span[0], span[1])}</mark>
-                {text.slice(span[1])}
-              </>
-            ) : (
-              text
-            )}
+            {marked(text, [
+              ...(span ? [{ start: span[0], end: span[1], cls: selection ? 'selected' : 'evidence' }] : []),
+              ...labelled.map((v) => {
+                const start = text.indexOf(v);
+                return { start, end: start < 0 ? -1 : start + v.length, cls: 'label' };
+              }),
+            ])}
           </pre>
         </div>
         <aside>
@@ -92,6 +117,7 @@ export function DocumentPage({ corpus, id, column }: { corpus: string; id: numbe
             selectedText={selection ? text.slice(selection[0], selection[1]) : ''}
             defaultAttribute={column}
             onLabelled={() => setSelection(null)}
+            onLabels={(values) => setLabelled(values)}
           />
         </aside>
       </div>
@@ -125,7 +151,14 @@ function CellPanel({ cell }: { cell: any }) {
   );
 }
 
-function LabelPanel(props: { corpus: string; documentId: number; selectedText: string; defaultAttribute?: string; onLabelled: () => void }) {
+function LabelPanel(props: {
+  corpus: string;
+  documentId: number;
+  selectedText: string;
+  defaultAttribute?: string;
+  onLabelled: () => void;
+  onLabels: (values: string[]) => void;
+}) {
   const { corpus, documentId, selectedText } = props;
   const c = encodeURIComponent(corpus);
   const [attribute, setAttribute] = useState(props.defaultAttribute ?? '');
@@ -154,6 +187,8 @@ function LabelPanel(props: { corpus: string; documentId: number; selectedText: s
   const attr = attribute.trim();
   const labelled = labels.filter((l) => l.attribute === attr);
   const mine = labels.filter((l) => l.documentId === documentId);
+  const mineKey = JSON.stringify(mine.map((l) => l.values));
+  useEffect(() => props.onLabels(mine.flatMap((l) => l.values)), [mineKey]);
   // Re-learn every column the table already has plus this one, so the table keeps its other columns.
   const learn = async () => {
     setError('');

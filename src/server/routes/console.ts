@@ -39,6 +39,21 @@ function listFiles(dir: string, prefix = ''): string[] {
   );
 }
 
+// The console shows untrusted text (documents, model-written code) only as text; this keeps it that way
+// should a bug ever render some as markup: no script but the bundle's, no connection but to this service.
+const contentSecurityPolicy = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "font-src 'self' data:",
+  "worker-src 'self' blob:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
 const consoleRoutes: FastifyPluginAsync = async (app) => {
   const files = new Set(listFiles(consoleDir));
   const send = (name: string, immutable: boolean) => {
@@ -51,7 +66,12 @@ const consoleRoutes: FastifyPluginAsync = async (app) => {
   app.get('/', { schema: { hide: true } }, async (_request, reply) => {
     if (!files.has('index.html')) throw notBuilt();
     const file = send('index.html', false);
-    return reply.type(file.type).header('cache-control', file.cache).header('x-content-type-options', 'nosniff').send(file.body);
+    return reply
+      .type(file.type)
+      .header('cache-control', file.cache)
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', contentSecurityPolicy)
+      .send(file.body);
   });
   app.get<{ Params: { '*': string } }>('/assets/*', { schema: { hide: true } }, async (request, reply) => {
     const name = `assets/${request.params['*']}`;
