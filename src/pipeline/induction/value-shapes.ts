@@ -31,7 +31,7 @@ export function shapesOf(value: string): { pattern: string; name: string }[] {
     .filter(Boolean)
     .map((part) => (/^\d+$/.test(part) ? '\\d+' : /^\s+$/.test(part) ? '\\s+' : /^[A-Za-z]+$/.test(part) ? '[A-Za-z]+' : escapeRegExp(part)))
     .join('');
-  if (!out.some((s) => s.pattern === generic)) out.push({ pattern: generic, name: `the shape /${generic}/` });
+  if (!out.some((s) => s.pattern === generic)) out.push({ pattern: generic, name: `match of /${generic}/` });
   return out;
 }
 
