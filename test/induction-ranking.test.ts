@@ -53,3 +53,19 @@ describe('near-copies are one vote', () => {
     expect(new Set(behaviours).size).toBe(behaviours.length);
   });
 });
+
+describe('anchors that are page content, not labels', () => {
+  it('a one-letter position shared by the labelled players does not beat the structural rule (nbaplayer team)', async () => {
+    const { pages, gold } = fixtureSite('nbaplayer-usatoday');
+    // Both labelled players are centres: "Kendrick Perkins C Boston Celtics", "Semih Erden C Boston Celtics".
+    expect(pages[0].text).toContain('Kendrick Perkins C Boston Celtics');
+    expect(pages[2].text).toContain('Semih Erden C Boston Celtics');
+    const examples = [pages[0], pages[2]].map((p) => ({ document: p, values: gold.get('team')!.get(String(p.id))! }));
+    const { candidates } = induceCandidates('team', examples, { maxCandidates: 5 });
+    const anchored = candidates.findIndex((c) => c.description.includes('after "C"'));
+    expect(anchored).toBeGreaterThan(0);
+    expect(candidates[0].generator).toBe('dom-path');
+    const [row] = await sandbox.run([{ id: 'top', source: candidates[0].source }], pages);
+    expect(row.map((o) => o.ok && o.value)).toEqual(pages.map(() => ['Boston Celtics']));
+  });
+});

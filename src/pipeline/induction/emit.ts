@@ -59,6 +59,18 @@ export function emitSource(rule: Rule, provenance: string): string {
   return `/**\n * ${commentLine(rule.description)}\n * ${commentLine(provenance)}\n */\nfunction extract(text, doc) {\n  return trimLabelPunctuation((() => {\n${body}\n  })());\n}\n\n${TRIM_SOURCE}\n\n${WORD_SOURCE}\n`;
 }
 
+/**
+ * How little an anchor proves it is a label rather than page content that the few labelled pages happen to
+ * share: "G" (a player's position) or "MA" (a state) before the value on every labelled page is a coincidence of
+ * content more often than a label; "Height:" or "ISBN-13" rarely is. Added to a rule's complexity, so such an
+ * anchor only wins when nothing structural agrees as well with the labels.
+ */
+export function weakAnchorPenalty(anchor: string | null): number {
+  if (anchor === null) return 0;
+  const a = anchor.trim();
+  return a.replace(/[^\p{L}\p{N}]/gu, '').length <= 2 && !/:$/.test(a) ? 1 : 0;
+}
+
 /** A regular expression literal's source for a literal string. */
 export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

@@ -8,7 +8,7 @@
  */
 import type { DocNode } from '../../sandbox/contract.js';
 import { paths } from './dom-paths.js';
-import { indexOfWord, lit } from './emit.js';
+import { indexOfWord, lit, weakAnchorPenalty } from './emit.js';
 import { collapse, findInLines, sameText } from './occurrences.js';
 import { stopsAfter } from './text-anchors.js';
 import type { PreparedDocument, Rule } from './types.js';
@@ -56,7 +56,7 @@ export class PartialTextRule implements Rule {
   constructor(readonly p: PartParams) {
     this.key = 'part:' + JSON.stringify(p);
     const pathLength = p.selector.split(/\s+/).filter(Boolean).length;
-    const cuts = p.part === 'own' ? 0.2 : (p.after !== null ? 0.3 : 0) + (p.before !== null ? 0.3 : 0);
+    const cuts = p.part === 'own' ? 0.2 : (p.after !== null ? 0.3 + weakAnchorPenalty(p.after) : 0) + (p.before !== null ? 0.3 : 0);
     // A position among like elements ("the 3rd h5") shifts between pages more than a whole-element path does.
     this.complexity = 1.1 + pathLength * 0.1 + (p.n > 0 ? 1 : 0) + cuts;
   }

@@ -3,7 +3,7 @@
  * line", "the line after the line that says 'Publisher'", optionally cut at a delimiter (" / ") and split
  * into several values on the separators the labels showed (", ").
  */
-import { escapeRegExp, indexOfWord, lit } from './emit.js';
+import { escapeRegExp, indexOfWord, lit, weakAnchorPenalty } from './emit.js';
 import { findInLines } from './occurrences.js';
 import type { PreparedDocument, Rule } from './types.js';
 
@@ -32,7 +32,7 @@ export class TextAnchorRule implements Rule {
 
   constructor(readonly p: TextAnchorParams) {
     this.key = 'text:' + JSON.stringify([p.mode, p.anchor, p.atLineStart, p.stop, p.pick, p.split]);
-    this.complexity = 1 + (p.stop ? 1 : 0) + (p.pick === 'all' ? 0.5 : 0) + (p.split ? 0.5 : 0) + p.anchor.length / 100;
+    this.complexity = 1 + (p.stop ? 1 : 0) + (p.pick === 'all' ? 0.5 : 0) + (p.split ? 0.5 : 0) + p.anchor.length / 100 + (p.mode === 'line-head' ? 0 : weakAnchorPenalty(p.anchor));
     this.splitRe = p.split ? new RegExp(p.split) : null;
   }
 

@@ -5,7 +5,7 @@
  * value on its line ("ISBN-13:"), which keeps a shape that recurs on the page (other ISBNs, other years) on
  * the right one.
  */
-import { escapeRegExp, lit } from './emit.js';
+import { escapeRegExp, lit, weakAnchorPenalty } from './emit.js';
 import { valueSpans } from './text-anchors.js';
 import type { PreparedDocument, Rule } from './types.js';
 
@@ -31,7 +31,7 @@ export function shapesOf(value: string): { pattern: string; name: string }[] {
     .filter(Boolean)
     .map((part) => (/^\d+$/.test(part) ? '\\d+' : /^\s+$/.test(part) ? '\\s+' : /^[A-Za-z]+$/.test(part) ? '[A-Za-z]+' : escapeRegExp(part)))
     .join('');
-  if (!out.some((s) => s.pattern === generic)) out.push({ pattern: generic, name: `the shape /${generic}/` });
+  if (!out.some((s) => s.pattern === generic)) out.push({ pattern: generic, name: `match of /${generic}/` });
   return out;
 }
 
@@ -46,7 +46,7 @@ export class ValueShapeRule implements Rule {
     readonly anchor: string | null,
   ) {
     this.key = 'shape:' + JSON.stringify([shape.pattern, anchor]);
-    this.complexity = 1.5 + (anchor ? anchor.length / 100 : 0.5);
+    this.complexity = 1.5 + (anchor ? anchor.length / 100 + weakAnchorPenalty(anchor) : 0.5);
     this.re = new RegExp(this.source());
   }
 
