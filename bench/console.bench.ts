@@ -50,8 +50,8 @@ async function upload(base: string, corpus: string, files: string[]) {
 
 /** Two corpora with learned tables: six SWDE book pages (isbn_13, publisher) and four PDF reports (product code). */
 async function seed(s: Service) {
-  const books = path.join(root, 'fixtures', 'console', 'books');
-  const gold = JSON.parse(fs.readFileSync(path.join(books, 'gold.json'), 'utf8'));
+  const books = path.join(root, 'fixtures', 'swde', 'book-christianbook', 'pages');
+  const gold = JSON.parse(fs.readFileSync(path.join(root, 'fixtures', 'console', 'books-gold.json'), 'utf8'));
   await upload(s.url, 'books', ['0000', '0001', '0002', '0003', '0004', '0005'].map((p) => path.join(books, `${p}.htm`)));
   for (const attribute of ['isbn_13', 'publisher'])
     for (const p of ['0000.htm', '0002.htm']) await post(`${s.url}/corpora/books/labels`, { document: p, attribute, value: gold[attribute][p] });

@@ -19,8 +19,9 @@ declare const document: any, window: any, DataTransfer: any, File: any, NodeFilt
 type HTMLElement = any;
 type HTMLCanvasElement = any;
 
-const books = path.join(root, 'fixtures', 'console', 'books');
-const gold = JSON.parse(fs.readFileSync(path.join(books, 'gold.json'), 'utf8')) as Record<string, Record<string, string>>;
+// Six of the SWDE christianbook fixture pages (fixtures/swde), with their isbn_13 and publisher gold values.
+const books = path.join(root, 'fixtures', 'swde', 'book-christianbook', 'pages');
+const gold = JSON.parse(fs.readFileSync(path.join(root, 'fixtures', 'console', 'books-gold.json'), 'utf8')) as Record<string, Record<string, string>>;
 const pages = ['0000.htm', '0001.htm', '0002.htm', '0003.htm', '0004.htm', '0005.htm'];
 const T = { timeout: 30_000 };
 
