@@ -54,6 +54,9 @@ const connectionOf = (url: string) => ({ url, maxRetriesPerRequest: null });
  */
 const EVENTS_KEPT = 256;
 
+const REDIS_ERROR_LOG_MS = 30_000;
+const CLOSE_WAIT_MS = 2000;
+
 /** How long a finished shard nobody read stays in Redis; a live coordinator reads it within its poll interval. */
 const ORPHAN_RESULT_SECONDS = 3600;
 
@@ -88,10 +91,17 @@ export class QueueShardRunner implements ShardRunner {
       const entry = this.issued.get(jobId);
       if (entry) void this.check(entry);
     });
-    // Errors of the event stream or the queue connection are retried by ioredis; the poll covers the gap.
-    this.events.on('error', () => {});
-    this.queue.on('error', () => {});
-    this.redis.on('error', () => {});
+    // Connection errors are retried by ioredis and the poll covers the gap; they are said (at most every
+    // REDIS_ERROR_LOG_MS), so a job waiting on an unreachable Redis is not silent.
+    let lastSaid = 0;
+    const onError = (e: Error) => {
+      if (Date.now() - lastSaid < REDIS_ERROR_LOG_MS) return;
+      lastSaid = Date.now();
+      this.log(`shard queue: Redis error (${e.message}); shards wait until it is back`);
+    };
+    this.events.on('error', onError);
+    this.queue.on('error', onError);
+    this.redis.on('error', onError);
     this.timer = setInterval(() => {
       for (const entry of this.issued.values()) void this.check(entry);
     }, settings.pollMs);
@@ -135,7 +145,14 @@ export class QueueShardRunner implements ShardRunner {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    // A clean close waits for Redis; an unreachable one would hold the process's shutdown forever.
+    const closed = Promise.allSettled([this.events.close(), this.queue.close()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    // Not awaited: against an unreachable Redis, BullMQ's disconnect waits as well.
+    void this.events.disconnect().catch(() => {});
+    void this.queue.disconnect().catch(() => {});
     this.redis.disconnect();
   }
 
