@@ -85,6 +85,25 @@ function worker(queue: string): { proc: ChildProcess; ready: Promise<void>; shar
 
 const loadavg = () => os.loadavg()[0];
 
+/** CPU time (user + system, all threads) of a child process so far, from /proc; 0 where there is none. */
+function childCpuMs(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+const selfCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const get = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+  return (get('used_cpu_user') + get('used_cpu_sys')) * 1000;
+}
+
 export default async function scaleOutBench(): Promise<BenchResult> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
@@ -126,25 +145,37 @@ export default async function scaleOutBench(): Promise<BenchResult> {
     await shardedCorpusPass(runner, memoryJobContext({ jobId: 0 }), { attributes: ATTRIBUTES, docIds: ids.slice(0, 100 * n), batchSize: 50, load });
     pools.push({ n, queue, ws, runner });
   }
-  const runs: Record<string, { ms: number; load: number }[]> = { 'in process': [], '1 worker': [], '2 workers': [] };
+  const runs: Record<string, { ms: number; load: number; cpuMs: number; coordinatorCpuMs: number; redisCpuMs: number }[]> = { 'in process': [], '1 worker': [], '2 workers': [] };
   let jobId = 1;
-  const timed = async (name: string, fn: () => Promise<unknown>) => {
+  // CPU time of every process taking part (this one, the workers, Redis) besides the wall time: on a machine
+  // shared with other work the wall time says how busy the machine was; the CPU time says what the pass cost.
+  const timed = async (name: string, fn: () => Promise<unknown>, pids: (number | undefined)[] = []) => {
+    const workersCpu = () => pids.reduce<number>((n, pid) => n + childCpuMs(pid), 0);
+    const [s0, w0, r0] = [selfCpuMs(), workersCpu(), await redisCpuMs(redis)];
     const t0 = performance.now();
     await fn();
-    runs[name].push({ ms: performance.now() - t0, load: loadavg() });
+    const ms = performance.now() - t0;
+    const [self, workers] = [selfCpuMs() - s0, workersCpu() - w0];
+    runs[name].push({ ms, load: loadavg(), cpuMs: self + workers, coordinatorCpuMs: self, redisCpuMs: (await redisCpuMs(redis)) - r0 });
   };
   // Interleaved rounds, best of each: on a shared machine the minimum is the run least disturbed by others.
   for (let r = 0; r < rounds; r++) {
     await timed('in process', inProcessPass);
     for (const p of pools) {
-      Object.assign(p.runner.stats, { issued: 0, accepted: 0, sampledPayloads: 0, payloadBytes: 0, resultBytes: 0, reissued: 0 });
-      await timed(p.n === 1 ? '1 worker' : '2 workers', () => shardedCorpusPass(p.runner, memoryJobContext({ jobId: jobId++ }), { attributes: ATTRIBUTES, docIds: ids, batchSize, load }));
+      Object.assign(p.runner.stats, { issued: 0, accepted: 0, sampledPayloads: 0, sampledResults: 0, payloadBytes: 0, resultBytes: 0, reissued: 0 });
+      await timed(
+        p.n === 1 ? '1 worker' : '2 workers',
+        () => shardedCorpusPass(p.runner, memoryJobContext({ jobId: jobId++ }), { attributes: ATTRIBUTES, docIds: ids, batchSize, load }),
+        p.ws.map((w) => w.proc.pid),
+      );
     }
   }
   await sandbox.close();
   const best = (name: string) => Math.min(...runs[name].map((x) => x.ms));
   const loads = (name: string) => runs[name].map((x) => x.load.toFixed(1)).join(' ');
-  rows.push({ run: 'in process', documents: ids.length, shards, 'best s': best('in process') / 1000, 'evaluations/s': Math.round(evaluations / (best('in process') / 1000)), 'load avg per round': loads('in process') });
+  const cpuOf = (name: string) => Math.min(...runs[name].map((x) => x.cpuMs));
+  const redisCpuOf = (name: string) => Math.min(...runs[name].map((x) => x.redisCpuMs));
+  rows.push({ run: 'in process', documents: ids.length, shards, 'best s': best('in process') / 1000, 'evaluations/s': Math.round(evaluations / (best('in process') / 1000)), 'load avg per round': loads('in process'), 'CPU s': cpuOf('in process') / 1000 });
   for (const p of pools) {
     const name = p.n === 1 ? '1 worker' : '2 workers';
     const stats = p.runner.stats;
@@ -155,8 +186,11 @@ export default async function scaleOutBench(): Promise<BenchResult> {
       'best s': best(name) / 1000,
       'evaluations/s': Math.round(evaluations / (best(name) / 1000)),
       'load avg per round': loads(name),
+      'CPU s': cpuOf(name) / 1000,
+      'of which coordinator': Math.min(...runs[name].map((x) => x.coordinatorCpuMs)) / 1000,
+      'Redis CPU s': redisCpuOf(name) / 1000,
       'payload B/shard': Math.round(stats.payloadBytes / Math.max(1, stats.sampledPayloads)),
-      'result B/shard': Math.round(stats.resultBytes / Math.max(1, stats.accepted)),
+      'result B/shard': Math.round(stats.resultBytes / Math.max(1, stats.sampledResults)),
       reissued: stats.reissued,
     });
     await p.runner.close();
@@ -174,7 +208,8 @@ export default async function scaleOutBench(): Promise<BenchResult> {
   const one = measured['1 worker'].ms;
   const two = measured['2 worker'].ms;
   const overheadMs = (one - inProcess) / shards;
-  rows.push({ run: 'queue overhead (1 worker - in process)', documents: ids.length, shards, 'best s': (one - inProcess) / 1000, 'ms/shard': overheadMs, 'share of in-process time': (one - inProcess) / inProcess });
+  const cpuOverheadMs = (cpuOf('1 worker') + redisCpuOf('1 worker') - cpuOf('in process')) / shards;
+  rows.push({ run: 'queue overhead (1 worker - in process)', documents: ids.length, shards, 'best s': (one - inProcess) / 1000, 'ms/shard': overheadMs, 'share of in-process time': (one - inProcess) / inProcess, 'CPU ms/shard': cpuOverheadMs });
   rows.push({ run: 'speed-up 2 workers / 1 worker', documents: ids.length, shards, 'x': one / two });
   return {
     name: 'scale-out',
@@ -188,7 +223,8 @@ export default async function scaleOutBench(): Promise<BenchResult> {
       `best of ${rounds} interleaved rounds per row`,
       'one sandbox thread per process in every row; each worker takes one shard at a time (EVAPORATE_WORKER_CONCURRENCY=1, measured faster than 2 or 4 here)',
       'no simulated larger cluster: with 2 cores, a third worker only measures contention',
+      'CPU s: this process plus the workers (all threads); Redis CPU s is the server\'s, which other tests on the machine may share; CPU ms/shard: (1 worker + Redis - in process) / shards',
     ],
-    extra: { measured, batchSize, evaluations },
+    extra: { measured, batchSize, evaluations, cpuOverheadMsPerShard: cpuOverheadMs },
   };
 }

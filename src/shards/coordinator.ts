@@ -37,6 +37,8 @@ export interface QueueStats {
   accepted: number;
   /** Shards whose payload size was measured (payloadBytes is their sum). */
   sampledPayloads: number;
+  /** Results whose size was measured (resultBytes is their sum). */
+  sampledResults: number;
   reissued: number;
   refused: number;
   payloadBytes: number;
@@ -52,8 +54,14 @@ const connectionOf = (url: string) => ({ url, maxRetriesPerRequest: null });
  */
 const EVENTS_KEPT = 256;
 
+const REDIS_ERROR_LOG_MS = 30_000;
+const CLOSE_WAIT_MS = 2000;
+
+/** How long a finished shard nobody read stays in Redis; a live coordinator reads it within its poll interval. */
+const ORPHAN_RESULT_SECONDS = 3600;
+
 export class QueueShardRunner implements ShardRunner {
-  readonly stats: QueueStats = { issued: 0, accepted: 0, sampledPayloads: 0, reissued: 0, refused: 0, payloadBytes: 0, resultBytes: 0 };
+  readonly stats: QueueStats = { issued: 0, accepted: 0, sampledPayloads: 0, sampledResults: 0, reissued: 0, refused: 0, payloadBytes: 0, resultBytes: 0 };
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   private readonly redis: Redis;
@@ -73,16 +81,27 @@ export class QueueShardRunner implements ShardRunner {
     this.events = new QueueEvents(settings.queue, { connection, prefix: settings.prefix });
     this.redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
     this.redis.defineCommand('raiseTo', { numberOfKeys: 1, lua: RAISE_TO_SCRIPT });
-    const onEvent = ({ jobId }: { jobId: string }) => {
+    // A completed event carries the result (BullMQ writes it with the completion, atomically), so it is taken
+    // from there rather than read from the job again; failures and anything missed go through check().
+    this.events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
+      const entry = this.issued.get(jobId);
+      if (entry && !entry.adding) this.accept(entry, returnvalue, () => Buffer.byteLength(JSON.stringify(returnvalue)));
+    });
+    this.events.on('failed', ({ jobId }: { jobId: string }) => {
       const entry = this.issued.get(jobId);
       if (entry) void this.check(entry);
+    });
+    // Connection errors are retried by ioredis and the poll covers the gap; they are said (at most every
+    // REDIS_ERROR_LOG_MS), so a job waiting on an unreachable Redis is not silent.
+    let lastSaid = 0;
+    const onError = (e: Error) => {
+      if (Date.now() - lastSaid < REDIS_ERROR_LOG_MS) return;
+      lastSaid = Date.now();
+      this.log(`shard queue: Redis error (${e.message}); shards wait until it is back`);
     };
-    this.events.on('completed', onEvent);
-    this.events.on('failed', onEvent);
-    // Errors of the event stream or the queue connection are retried by ioredis; the poll covers the gap.
-    this.events.on('error', () => {});
-    this.queue.on('error', () => {});
-    this.redis.on('error', () => {});
+    this.events.on('error', onError);
+    this.queue.on('error', onError);
+    this.redis.on('error', onError);
     this.timer = setInterval(() => {
       for (const entry of this.issued.values()) void this.check(entry);
     }, settings.pollMs);
@@ -126,7 +145,14 @@ export class QueueShardRunner implements ShardRunner {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    // A clean close waits for Redis; an unreachable one would hold the process's shutdown forever.
+    const closed = Promise.allSettled([this.events.close(), this.queue.close()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    // Not awaited: against an unreachable Redis, BullMQ's disconnect waits as well.
+    void this.events.disconnect().catch(() => {});
+    void this.queue.disconnect().catch(() => {});
     this.redis.disconnect();
   }
 
@@ -149,11 +175,13 @@ export class QueueShardRunner implements ShardRunner {
         jobId: entry.id,
         attempts: this.settings.attempts,
         backoff: { type: 'exponential', delay: this.settings.backoffMs },
-        removeOnComplete: false,
-        removeOnFail: false,
+        // The coordinator removes a result once read; these ages clear the ones nobody reads (a coordinator
+        // that crashed leaves its shards behind, and its successor issues its own under a new token).
+        removeOnComplete: { age: ORPHAN_RESULT_SECONDS },
+        removeOnFail: { age: ORPHAN_RESULT_SECONDS },
       });
       this.stats.issued++;
-      // Bytes measured on one shard in eight: the serialization costs about as much as the queue's own.
+      // Bytes measured on one shard in eight: measuring serializes again, which costs about as much as the queue's own.
       if (entry.payload.index % 8 === 0 && entry.generation === 1) {
         this.stats.sampledPayloads++;
         this.stats.payloadBytes += Buffer.byteLength(JSON.stringify(entry.payload));
@@ -184,25 +212,41 @@ export class QueueShardRunner implements ShardRunner {
         return await this.add(entry);
       }
       if (state === 'failed') return this.fail(entry, failedReason || 'no reason given', Number(attemptsMade ?? 0));
-      let out: ShardOutputs;
+      let parsed: unknown;
       try {
-        out = checkOutputs({ attributes: entry.payload.attributes, documentIds: entry.documentIds }, JSON.parse(returnvalue!));
-      } catch (e) {
-        this.stats.refused++;
-        if (entry.generation >= this.settings.attempts) return this.fail(entry, `its result was refused: ${(e as Error).message}`, entry.generation);
-        this.log(`shard batch:${entry.payload.index}: result refused (${(e as Error).message}); enqueueing it again`);
-        return await this.add(entry);
+        parsed = JSON.parse(returnvalue!);
+      } catch {
+        parsed = undefined;
       }
-      this.issued.delete(entry.id);
-      this.stats.accepted++;
-      this.stats.resultBytes += Buffer.byteLength(returnvalue!);
-      void this.queue.remove(entry.id).catch(() => {});
-      entry.resolve(out);
+      this.accept(entry, parsed, () => Buffer.byteLength(returnvalue!));
     } catch {
       // Redis unreachable right now: the next poll looks again.
     } finally {
       entry.checking = false;
     }
+  }
+
+  /** Takes a finished shard's result if it fits the shard; otherwise the shard counts an attempt and goes again. */
+  private accept(entry: Issued, result: unknown, bytes: () => number): void {
+    if (this.issued.get(entry.id) !== entry) return;
+    let out: ShardOutputs;
+    try {
+      out = checkOutputs({ attributes: entry.payload.attributes, documentIds: entry.documentIds }, result);
+    } catch (e) {
+      this.stats.refused++;
+      if (entry.generation >= this.settings.attempts) return this.fail(entry, `its result was refused: ${(e as Error).message}`, entry.generation);
+      this.log(`shard batch:${entry.payload.index}: result refused (${(e as Error).message}); enqueueing it again`);
+      void this.add(entry);
+      return;
+    }
+    this.issued.delete(entry.id);
+    this.stats.accepted++;
+    if (entry.payload.index % 8 === 0) {
+      this.stats.sampledResults++;
+      this.stats.resultBytes += bytes();
+    }
+    void this.queue.remove(entry.id).catch(() => {});
+    entry.resolve(out);
   }
 
   private fail(entry: Issued, reason: string, attempts: number): void {
