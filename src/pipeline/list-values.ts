@@ -64,6 +64,8 @@ export function isListShaped(silver: SilverLabels): boolean {
  */
 export function voteKeys(row: readonly (readonly string[] | null)[], listShaped: boolean): (string | null)[] {
   const keys = row.map((v) => normalizeForComparison(v));
+  // The common case, one value per output and no list expected, needs nothing more (this runs per document).
+  if (!listShaped && !row.some((v) => v !== null && v.length > 1)) return keys;
   const parts = row.map((v) => (v ? new Set(distinctValues(v).map((p) => normalizeForComparison(p)!)) : null));
   const lists = new Set(keys.filter((k, f): k is string => k !== null && (parts[f]?.size ?? 0) > 1));
   if (lists.size > 0) {
