@@ -63,7 +63,7 @@ export function aggregate(
   options: { listShaped?: boolean } = {},
 ): { cells: CellDecision[]; accuracies: number[] } {
   const rows = batches.flatMap((b) => b.values.map((v, i) => ({ id: b.documentIds[i], raw: v })));
-  const votes = rows.map((r) => voteKeys(r.raw, options.listShaped ?? false));
+  const votes = rows.map((r) => voteKeys(r.raw, options.listShaped ?? false, priors));
   if (rows.length === 0 || priors.length === 0) return { cells: rows.map((r) => ({ documentId: r.id, value: null, confidence: 0, agreeing: [] })), accuracies: [] };
   const weights = model.fit({ votes, priors: [...priors] });
   const prediction = model.predict(weights, votes);

@@ -60,10 +60,13 @@ export function isListShaped(silver: SilverLabels): boolean {
 /**
  * The vote keys of one document's outputs (one per function; null = abstain). Beyond normalizeForComparison:
  * a one-string output that splits into another output's list is that list; and for a list-shaped attribute,
- * an output whose values are all inside a larger output supports the largest such output.
+ * an output whose values are all inside a larger output supports the largest such output whose function scored
+ * at least as well on the sample (`quality`, per function).
  */
-export function voteKeys(row: readonly (readonly string[] | null)[], listShaped: boolean): (string | null)[] {
+export function voteKeys(row: readonly (readonly string[] | null)[], listShaped: boolean, quality?: readonly number[]): (string | null)[] {
   const keys = row.map((v) => normalizeForComparison(v));
+  // The common case, one value per output and no list expected, needs nothing more (this runs per document).
+  if (!listShaped && !row.some((v) => v !== null && v.length > 1)) return keys;
   const parts = row.map((v) => (v ? new Set(distinctValues(v).map((p) => normalizeForComparison(p)!)) : null));
   const lists = new Set(keys.filter((k, f): k is string => k !== null && (parts[f]?.size ?? 0) > 1));
   if (lists.size > 0) {
@@ -83,6 +86,9 @@ export function voteKeys(row: readonly (readonly string[] | null)[], listShaped:
     let best: number | undefined;
     parts.forEach((p, g) => {
       if (!p || g === f || p.size <= parts[f]!.size) return;
+      // Only a rule that matched the sample at least as well may take a partial rule's vote: a superset with a
+      // wrong extra value (a mall's name for the street) must not collect the votes of the rules it contains.
+      if (quality && (quality[g] ?? 0) < (quality[f] ?? 0) - 1e-9) return;
       if (![...parts[f]!].every((x) => p.has(x))) return;
       if (best === undefined || p.size > parts[best]!.size) best = g;
     });

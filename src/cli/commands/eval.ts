@@ -107,7 +107,7 @@ export function register(program: Command): void {
               : 'no extraction run';
             const ratio = fewerTokens !== null ? ` (${fewerTokens.toFixed(1)}x the ${llm!.countedPromptTokens} prompt tokens this run's calls need, counted the same way)` : '';
             console.log(
-              `cost: ${used}; direct extraction of all ${direct.documents} documents (${compared.length} attributes) would send ${direct.tokens} prompt tokens${direct.exact ? '' : ' (estimated from a subset)'}${ratio}`,
+              `cost: ${used}; direct extraction of all ${direct.documents} documents would send ${direct.tokens} prompt tokens for the same ${compared.length} attributes${direct.exact ? '' : ' (estimated from a subset)'}${ratio}`,
             );
           } finally {
             db.close();
