@@ -179,7 +179,7 @@ export default async function run(): Promise<BenchResult> {
   }
   notes.push(`sandboxed results identical to unsandboxed: ${mismatches === 0} (${mismatches} differing of ${evaluations})`);
   notes.push(
-    'Boundary: one vm context per function (frozen intrinsics, no host objects, string and wasm code generation off, import refused) inside piscina worker threads (own V8 isolate each, hard heap limit, env emptied), wall-clock and memory enforced from the main thread by terminating the worker. Single-thread rows are per core.',
+    'Boundary: one vm context per function (frozen intrinsics, no host objects, string and wasm code generation off, import refused) inside piscina worker threads (own V8 isolate each, hard heap limit, env emptied), wall-clock and memory enforced by the pool thread by terminating the worker; with isolation=process the pool lives in a child process under the Node permission model (no file system beyond its own code, no child processes, empty environment). Single-thread rows are per core.',
   );
 
   const plainRate = evaluations / plain.seconds;

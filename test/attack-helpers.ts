@@ -2,6 +2,7 @@
  * Shared pieces of the attack tests: a real server on a loopback port, a /health prober that records the
  * worst latency while an attack runs, and generators for crafted files.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { loadSettings, type Settings } from '../src/config.js';
 import { buildApp } from '../src/server/app.js';
@@ -87,3 +88,14 @@ export function flatPagePdf(pages: number): Buffer {
 }
 
 export const nestedHtml = (depth: number) => `<html><body>${'<div>'.repeat(depth)}deep${'</div>'.repeat(depth)}</body></html>`;
+
+/** Runs `attack` and returns the worst event-loop delay of this process meanwhile (what a /health probe would wait). */
+export async function worstLoopDelay<T>(attack: () => Promise<T>): Promise<{ result: T; worstMs: number }> {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  try {
+    return { result: await attack(), worstMs: loop.max / 1e6 };
+  } finally {
+    loop.disable();
+  }
+}

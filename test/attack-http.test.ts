@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attributeNameProblem } from '../src/store/attribute-names.js';
 import { jsonDepth } from '../src/server/request-limits.js';
-import { startServer, type Server } from './attack-helpers.js';
+import { startServer, whileProbingHealth, type Server } from './attack-helpers.js';
 
 let server: Server;
 const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -31,7 +31,10 @@ const healthy = async () => expect((await server.json('/health')).body).toEqual(
 describe('malformed requests are 4xx, not 500', () => {
   it('multipart without a boundary is invalid_multipart (400)', async () => {
     for (const contentType of ['multipart/form-data', 'multipart/form-data; charset=utf-8']) {
-      const r = await server.json('/corpora/books/documents', { method: 'POST', headers: { 'content-type': contentType }, body: 'file=abc' });
+      const { result: r, worstMs } = await whileProbingHealth(server.url, () =>
+        server.json('/corpora/books/documents', { method: 'POST', headers: { 'content-type': contentType }, body: 'file=abc' }),
+      );
+      console.log(`multipart without boundary (${contentType}): worst /health ${worstMs.toFixed(1)} ms`);
       expect(r.status, r.text).toBe(400);
       expect(r.body.error.code).toBe('invalid_multipart');
       expect(r.body.error.message).toMatch(/boundary/i);
@@ -44,7 +47,8 @@ describe('malformed requests are 4xx, not 500', () => {
       `{"sql":"SELECT 1","params":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
       `{"sql":"SELECT 1","params":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`,
     ]) {
-      const r = await server.json('/query', post(body));
+      const { result: r, worstMs } = await whileProbingHealth(server.url, () => server.json('/query', post(body)));
+      console.log(`JSON nested 100,000 deep: worst /health ${worstMs.toFixed(1)} ms`);
       expect(r.status, r.text.slice(0, 300)).toBe(400);
       expect(r.body.error.code).toBe('json_too_deep');
     }
@@ -63,7 +67,8 @@ describe('malformed requests are 4xx, not 500', () => {
 describe('attribute names', () => {
   it('refuses __proto__, constructor, other Object.prototype names and internal-column names', async () => {
     for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', '_document_id', '_x']) {
-      const r = await server.json('/corpora/books/extractions', post({ mode: 'closed', attributes: [name] }));
+      const { result: r, worstMs } = await whileProbingHealth(server.url, () => server.json('/corpora/books/extractions', post({ mode: 'closed', attributes: [name] })));
+      if (name === '__proto__') console.log(`attribute __proto__: worst /health ${worstMs.toFixed(1)} ms`);
       expect(r.status, `${name}: ${r.text}`).toBe(400);
       expect(r.body.error.message).toMatch(/reserved|may not start with "_"|letters, digits/);
       const label = await server.json('/corpora/books/labels', post({ document: 1, attribute: name, value: 'x' }));
@@ -79,7 +84,8 @@ describe('attribute names', () => {
 describe('schedules and coercion', () => {
   it('a six-field (per-second) cron is invalid_cron; five fields and nicknames are accepted', async () => {
     for (const cron of ['* * * * * *', '*/1 * * * * *', '0 0 2 * * * 2030']) {
-      const r = await server.json('/corpora/books/schedule', put({ cron }));
+      const { result: r, worstMs } = await whileProbingHealth(server.url, () => server.json('/corpora/books/schedule', put({ cron })));
+      if (cron === '* * * * * *') console.log(`six-field cron: worst /health ${worstMs.toFixed(1)} ms`);
       expect(r.status, r.text).toBe(400);
       expect(r.body.error.code).toBe('invalid_cron');
       expect(r.body.error.message).toContain('five fields');

@@ -18,7 +18,7 @@ function attack(source: string, documents: number) {
     timeout: 120_000,
   });
   expect(r.status, r.stderr.slice(-2000)).toBe(0);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { codes: string[]; longest: number; values: string[]; heapUsedMb: number };
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { codes: string[]; longest: number; values: string[]; heapUsedMb: number; worstLoopDelayMs: number };
 }
 
 const GOOD_VALUES = (n: number) => [...Array.from({ length: n }, (_, i) => `T${i}`), 'T0', 'T1'];
@@ -29,6 +29,7 @@ describe('bounded outcomes (error-name bomb)', () => {
   for (const field of ['name', 'message']) {
     it(`an error ${field} of 16M characters, 40 times, is a runtime failure with a short message; the pool still serves`, () => {
       const got = attack(BOMB(field), 40);
+      console.log(`error-${field} bomb: worst event-loop delay in the service process ${got.worstLoopDelayMs.toFixed(1)} ms`);
       expect(got.codes).toEqual(['runtime']);
       expect(got.longest).toBeLessThan(600);
       expect(got.values).toEqual(GOOD_VALUES(40));

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../src/store/database.js';
 import { runQuery } from '../src/pipeline/query.js';
 import { EvaporateError } from '../src/errors.js';
+import { worstLoopDelay } from './attack-helpers.js';
 
 let db: Db;
 let dir: string;
@@ -40,6 +41,8 @@ afterAll(() => {
 
 describe('queries under attack', () => {
   it('refuses virtual tables and table-valued pragmas, however they are spelled, and never names the host path', async () => {
+    const { worstMs } = await worstLoopDelay(() => refusal('SELECT * FROM pragma_quick_check'));
+    console.log(`pragma_quick_check: worst event-loop delay ${worstMs.toFixed(1)} ms`);
     for (const sql of [
       'SELECT * FROM dbstat',
       "SELECT * FROM pragma_table_info('llm_calls')",
@@ -62,7 +65,10 @@ describe('queries under attack', () => {
 
   it('caps SQLite memory in the query process: three 400 MB blobs are query_too_large, fast', async () => {
     const t0 = performance.now();
-    const e = await refusal('SELECT length(a) + length(b) + length(c) FROM (SELECT randomblob(400000000) AS a, randomblob(400000000) AS b, randomblob(400000000) AS c)');
+    const { result: e, worstMs } = await worstLoopDelay(() =>
+      refusal('SELECT length(a) + length(b) + length(c) FROM (SELECT randomblob(400000000) AS a, randomblob(400000000) AS b, randomblob(400000000) AS c)'),
+    );
+    console.log(`3 x 400 MB blobs: worst event-loop delay ${worstMs.toFixed(1)} ms`);
     expect(e.code).toBe('query_too_large');
     expect(e.message).toContain('EVAPORATE_QUERY_MEMORY_MB');
     expect(performance.now() - t0).toBeLessThan(opts.timeoutMs);
@@ -74,7 +80,8 @@ describe('queries under attack', () => {
   it('runs at most maxConcurrent queries: the rest get too_many_queries (429) at once', async () => {
     const runaway = 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r';
     const short = { ...opts, timeoutMs: 1500 };
-    const settled = await Promise.allSettled(Array.from({ length: 6 }, () => runQuery(db, { sql: runaway }, short)));
+    const { result: settled, worstMs } = await worstLoopDelay(() => Promise.allSettled(Array.from({ length: 6 }, () => runQuery(db, { sql: runaway }, short))));
+    console.log(`6 runaway queries at once: worst event-loop delay ${worstMs.toFixed(1)} ms`);
     const codes = settled.map((s) => (s.status === 'rejected' ? (s.reason as EvaporateError).code : 'ok'));
     expect(codes.filter((c) => c === 'query_timeout')).toHaveLength(2);
     expect(codes.filter((c) => c === 'too_many_queries')).toHaveLength(4);

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSandbox } from '../src/sandbox/index.js';
 import type { CallOutcome, Sandbox } from '../src/sandbox/types.js';
+import { worstLoopDelay } from './attack-helpers.js';
 
 let sandbox: Sandbox;
 beforeAll(() => {
@@ -20,7 +21,8 @@ const GOOD = { id: 'good', source: 'function extract(text) { return text.slice(7
 describe('no state across calls', () => {
   it("a top-level array returns nothing of corpus A's documents in corpus B, nor of one call in the next", async () => {
     const keeper = { id: 'keeper', source: 'const seen = []; function extract(text) { seen.push(text.slice(7)); return seen.slice(); }' };
-    const [a] = await sandbox.run([keeper], corpus('A', 5), { scope: 'job:1' });
+    const { result: [a], worstMs } = await worstLoopDelay(() => sandbox.run([keeper], corpus('A', 5), { scope: 'job:1' }));
+    console.log(`top-level state: worst event-loop delay ${worstMs.toFixed(1)} ms`);
     const [b] = await sandbox.run([keeper], corpus('B', 5), { scope: 'job:2' });
     const [b2] = await sandbox.run([keeper], corpus('B', 5));
     expect(a.map(show)).toEqual(corpus('A', 5).map((d) => [d.text.slice(7)]));
@@ -50,7 +52,8 @@ describe('memory across calls', () => {
     let peak = before;
     const probe = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     const hoarder = { id: 'hoarder', source: 'const keep = []; function extract(text) { keep.push("x".repeat(24e6) + text); return String(keep.length); }' };
-    const [h, g] = await sandbox.run([hoarder, GOOD], corpus('M', 40), { scope: 'job:4' });
+    const { result: [h, g], worstMs } = await worstLoopDelay(() => sandbox.run([hoarder, GOOD], corpus('M', 40), { scope: 'job:4' }));
+    console.log(`24 MB kept per call: worst event-loop delay ${worstMs.toFixed(1)} ms`);
     clearInterval(probe);
     expect(h.map(show)).toEqual(corpus('M', 40).map(() => ['1']));
     expect(g.map(show)).toEqual(corpus('M', 40).map((d) => [d.text.slice(7)]));
@@ -63,7 +66,8 @@ describe('memory across calls', () => {
     let peak = before;
     const probe = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     const leaker = { id: 'leaker', source: 'function extract(text) { Symbol.for("x".repeat(24e6) + text); return "kept"; }' };
-    const [l, g] = await sandbox.run([leaker, GOOD], corpus('S', 40), { scope: 'job:5' });
+    const { result: [l, g], worstMs } = await worstLoopDelay(() => sandbox.run([leaker, GOOD], corpus('S', 40), { scope: 'job:5' }));
+    console.log(`symbol-registry leak: worst event-loop delay ${worstMs.toFixed(1)} ms`);
     clearInterval(probe);
     const codes = l.map((c) => (c.ok ? 'ok' : c.error.code));
     expect(codes).toContain('memory');

@@ -22,7 +22,7 @@ process.on('message', (m: Message) => {
     const failures = new Map(m.failures);
     sandbox!
       .run(m.functions, m.documents, { timeoutMs: m.timeoutMs, scope: m.scope, failures })
-      .then((out) => send({ type: 'result', id: m.id, out, failures: [...failures] }))
+      .then((out) => send({ type: 'result', id: m.id, out: JSON.stringify(out), failures: [...failures] })) // one string clones faster than 10,000s of objects
       .catch((e: { code?: string; message?: string }) => send({ type: 'result', id: m.id, error: { code: e?.code ?? 'sandbox_failed', message: String(e?.message ?? e) } }));
   } else if (m.type === 'close') {
     void (sandbox?.close() ?? Promise.resolve()).finally(() => process.exit(0));

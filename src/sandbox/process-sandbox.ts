@@ -82,13 +82,13 @@ class SandboxProcess {
       this.child.once('exit', () => reject(new EvaporateError('sandbox_unavailable', `The sandbox process could not start: ${stderr.trim().slice(-500)}`, 500)));
     });
     this.ready.catch(() => {});
-    this.child.on('message', (m: { type: string; id: number; out?: CallOutcome[][]; failures?: [string, number][]; error?: { code: string; message: string } }) => {
+    this.child.on('message', (m: { type: string; id: number; out?: string; failures?: [string, number][]; error?: { code: string; message: string } }) => {
       if (m.type !== 'result') return;
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
       if (m.error) p.reject(new EvaporateError(m.error.code, m.error.message, 500));
-      else p.resolve({ out: m.out!, failures: m.failures! });
+      else p.resolve({ out: JSON.parse(m.out!) as CallOutcome[][], failures: m.failures! });
     });
     this.child.on('error', () => {
       this.dead = true;
