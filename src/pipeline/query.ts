@@ -40,24 +40,44 @@ export function sqlSkeleton(sql: string): string {
   return sql.replace(/--[^\n]*|\/\*[\s\S]*?(\*\/|$)|'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]/g, (m) => (m.startsWith("'") ? "''" : m.startsWith('-') || m.startsWith('/') ? ' ' : '"x"'));
 }
 
+/** The names written as quoted identifiers ("x", `x`, [x]), which the skeleton hides from the keyword checks. */
+function quotedIdentifiers(sql: string): string[] {
+  const names: string[] = [];
+  sql.replace(/--[^\n]*|\/\*[\s\S]*?(\*\/|$)|'(?:[^']|'')*'|"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]/g, (m, _c, dq, bq, sq) => {
+    const name = dq !== undefined ? dq.replace(/""/g, '"') : (bq ?? sq);
+    if (name !== undefined) names.push(name.toLowerCase());
+    return m;
+  });
+  return names;
+}
+
+/**
+ * The table-valued functions a query may use: they read only their argument (a list cell's JSON array).
+ * Every other virtual table (dbstat, the pragma_* functions) reads the database's schema, path or pages.
+ */
+const JSON_TABLE_FUNCTIONS = /\bjson_(each|tree)\s*\(/;
+
 export function checkQueryText(sql: string): void {
   if (typeof sql !== 'string' || sql.trim() === '') throw new EvaporateError('query_empty', 'Send the SQL to run in "sql".', 400);
   if (sql.length > 100_000) throw new EvaporateError('query_too_long', 'The SQL text is longer than 100,000 characters.', 400);
   const skeleton = sqlSkeleton(sql).toLowerCase();
-  const body = skeleton.trim().replace(/;\s*$/, '');
-  if (body.includes(';')) throw new EvaporateError('query_multiple_statements', 'Send one SQL statement at a time.', 400);
+  // A quoted name is the same table to SQLite ("dbstat" is dbstat): the keyword checks read those names too.
+  const statement = skeleton.trim().replace(/;\s*$/, '');
+  const body = [statement, ...quotedIdentifiers(sql)].join(' ');
+  if (statement.includes(';')) throw new EvaporateError('query_multiple_statements', 'Send one SQL statement at a time.', 400);
   for (const [pattern, what] of [
     [/\battach\b/, 'ATTACH'],
     [/\bdetach\b/, 'DETACH'],
     [/\bpragma\b/, 'PRAGMA statements'],
     [/\bpragma_\w+/, 'Table-valued pragmas (pragma_table_info, pragma_database_list, ...)'],
     [/\bdbstat\b/, 'The dbstat virtual table'],
+    [/\bsqlite_(dbpage|stmt)\b/, 'The sqlite_dbpage and sqlite_stmt virtual tables'],
     [/\bload_extension\b/, 'load_extension()'],
     [/\bvacuum\b/, 'VACUUM'],
   ] as const) {
     if (pattern.test(body)) throw new EvaporateError('query_forbidden', `${what} is not allowed in queries: the query connection is read-only and sees only the result tables.`, 400);
   }
-  if (!/^\s*(select|with|values)\b/.test(body))
+  if (!/^\s*(select|with|values)\b/.test(statement))
     throw new EvaporateError('query_not_read_only', 'Only read-only queries (SELECT, WITH ... SELECT, VALUES) can be run; writes and schema changes are refused.', 400);
 }
 
@@ -100,7 +120,8 @@ process.stdin.on('end', () => {
       const opcode = op[1];
       // A virtual table (dbstat, a table-valued pragma, json_each, ...) is read through VOpen, not a b-tree of
       // an allowed table: some list the schema of every table, the database's file path, or scan the whole file.
-      if (opcode === 'VOpen') return fail('query_forbidden', 'Virtual tables and table-valued functions (dbstat, pragma_table_info(), json_each(), ...) cannot be queried; queries may read the result tables, their provenance and ' + req.catalog.join(', ') + '.');
+      // Only json_each/json_tree pass (req.jsonFunctions, see runQuery): they read nothing but their argument.
+      if (opcode === 'VOpen' && !req.jsonFunctions) return fail('query_forbidden', 'Virtual tables and table-valued functions other than json_each() and json_tree() (dbstat, pragma_table_info(), ...) cannot be queried; queries may read the result tables, their provenance and ' + req.catalog.join(', ') + '.');
       if (opcode !== 'OpenRead' && opcode !== 'OpenWrite' && opcode !== 'ReopenIdx') continue;
       if (op[4] !== 0) return fail('query_forbidden', 'Queries may read only the main database.');
       if (op[3] === 1) continue; // sqlite_schema: listing tables is fine
@@ -181,7 +202,10 @@ async function runQueryProcess(db: Db, request: QueryRequest, options: QueryOpti
   const offset = Math.max(0, Math.floor(Number(request.offset ?? 0)) || 0);
   const limit = Math.min(options.maxRows, Math.max(1, Math.floor(Number(request.limit ?? options.maxRows)) || options.maxRows));
   const memoryMb = options.memoryMb ?? 512;
-  const payload = JSON.stringify({ file, sql: request.sql, params: request.params, offset, limit, allowed: allowedTables(db), catalog: CATALOG_TABLES, memoryMb });
+  // Virtual tables are opened only where the text names json_each()/json_tree(): checkQueryText has refused every
+  // other virtual table by name, quoted or not, so a VOpen in the plan is then one of those two.
+  const jsonFunctions = JSON_TABLE_FUNCTIONS.test(sqlSkeleton(request.sql).toLowerCase());
+  const payload = JSON.stringify({ file, sql: request.sql, params: request.params, offset, limit, allowed: allowedTables(db), catalog: CATALOG_TABLES, memoryMb, jsonFunctions });
   const t0 = performance.now();
   const out = await new Promise<{ columns: string[]; rows: unknown[][]; hasMore: boolean }>((resolve, reject) => {
     const { command, args } = queryProcess(memoryMb);
