@@ -21,4 +21,6 @@ copy('src/sandbox/realm', 'dist/sandbox/realm');
 
 const { bundleDomRealm, PREBUILT_DOM_REALM } = await import('../dist/sandbox/dom-bundle.js');
 fs.writeFileSync(PREBUILT_DOM_REALM, bundleDomRealm());
-console.log(`build-assets: sandbox worker, realm and ${path.relative(root, PREBUILT_DOM_REALM)} in dist/`);
+const { bundleProcessHost, PREBUILT_PROCESS_HOST } = await import('../dist/sandbox/process-sandbox.js');
+fs.writeFileSync(PREBUILT_PROCESS_HOST, bundleProcessHost());
+console.log(`build-assets: worker entries, ${path.relative(root, PREBUILT_DOM_REALM)} and ${path.relative(root, PREBUILT_PROCESS_HOST)} in dist/`);

@@ -10,10 +10,10 @@
  * fresh process: a function that kills it again alone fails every call with `runtime`; the others keep results.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
 import { EvaporateError } from '../errors.js';
 import { domRealmSource } from './dom-bundle.js';
 import type { SandboxSettings } from './sandbox.js';
@@ -25,10 +25,18 @@ const piscinaDir = path.resolve(path.dirname(piscinaMain), '..');
 
 let hostSource: string | undefined;
 
-/** The host entry and sandbox.ts as one CommonJS script; piscina is loaded from its own files at run time. */
-function hostScript(): string {
-  hostSource ??= buildSync({
-    entryPoints: [path.join(here, 'process-host.ts')],
+/**
+ * The host entry and sandbox.ts as one CommonJS script. The package ships it prebuilt (process-host.cjs, written
+ * by `npm run build`), so an installed evaporate needs no bundler at run time; a checkout bundles it on first use.
+ */
+export const PREBUILT_PROCESS_HOST = path.join(here, 'process-host.cjs');
+
+/** Bundles process-host with esbuild (a development dependency: only a checkout or the build needs it). */
+export function bundleProcessHost(): string {
+  const { buildSync } = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
+  const entry = fs.existsSync(path.join(here, 'process-host.ts')) ? 'process-host.ts' : 'process-host.js';
+  return buildSync({
+    entryPoints: [path.join(here, entry)],
     bundle: true,
     format: 'cjs',
     platform: 'node',
@@ -36,8 +44,13 @@ function hostScript(): string {
     write: false,
     logLevel: 'silent',
     external: ['piscina'],
-  })
-    .outputFiles[0].text // loaded by absolute path: under the permission model the child may read only its files
+  }).outputFiles[0].text;
+}
+
+/** The host script, with piscina loaded from its own files at run time. */
+function hostScript(): string {
+  hostSource ??= (fs.existsSync(PREBUILT_PROCESS_HOST) ? fs.readFileSync(PREBUILT_PROCESS_HOST, 'utf8') : bundleProcessHost())
+    // loaded by absolute path: under the permission model the child may read only its files
     .replace(/require\(["']piscina["']\)/g, `require(${JSON.stringify(piscinaMain)})`);
   if (!hostSource.includes(JSON.stringify(piscinaMain))) throw new Error('process-sandbox: the host bundle does not load piscina');
   return hostSource;
