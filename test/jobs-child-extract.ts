@@ -12,7 +12,7 @@ import { createPipelineServices, EXTRACT_JOB_KIND, extractHandler } from '../src
 
 const [dbPath, llmUrl] = process.argv.slice(2) as [string, string];
 const base = loadSettings({ databasePath: dbPath });
-const settings = { ...base, sandbox: { ...base.sandbox, callTimeoutMs: 250, workers: 1 } };
+const settings = { ...base, sandbox: { ...base.sandbox, callTimeoutMs: 1000, workers: 1 } };
 const db = openDatabase(dbPath);
 const log = (line: string) => process.stdout.write(`${process.pid} ${line}\n`);
 const llm = createLlm({ db, settings, config: llmConfigFromEnv({ OPENAI_BASE_URL: llmUrl, OPENAI_API_KEY: 'test', EVAPORATE_MODEL: 'fake-model' }) });
