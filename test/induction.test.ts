@@ -4,6 +4,7 @@ import { induceCandidates, type LabelledExample } from '../src/pipeline/inductio
 import { createSandbox, type Sandbox, type SandboxDocument } from '../src/sandbox/index.js';
 import { textF1 } from '../src/weak-supervision/normalize.js';
 import { loadSwde, runInSandbox, seededSample, type Page } from '../bench/induction.bench.js';
+import { swdeDir } from './pipeline-script.js';
 
 let sandbox: Sandbox;
 beforeAll(() => {
@@ -20,7 +21,7 @@ describe('wrapper induction on SWDE christianbook (10 gold labels, no LLM)', () 
   let test: Page[];
   let gold: Record<string, Map<string, string[]>>;
   beforeAll(() => {
-    const data = loadSwde();
+    const data = loadSwde(swdeDir);
     gold = data.gold;
     const sample = new Set(seededSample(data.pages.map((p) => p.id), 10, 0));
     train = data.pages.filter((p) => sample.has(p.id));
@@ -34,7 +35,7 @@ describe('wrapper induction on SWDE christianbook (10 gold labels, no LLM)', () 
     ['isbn_13', 0.8],
     ['publisher', 0.8],
     ['author', 0.8],
-  ])('the top %s function reaches F1 >= %s on the 190 held-out pages, run in the sandbox', async (attribute, floor) => {
+  ])('the top %s function reaches F1 >= %s on the 30 held-out fixture pages, run in the sandbox', async (attribute, floor) => {
     const { candidates } = induceCandidates(attribute, examples(attribute));
     expect(candidates.length).toBeGreaterThan(0);
     expect(candidates.every((c) => c.origin === 'induction' && /function extract\(text, doc\)/.test(c.source))).toBe(true);
