@@ -254,14 +254,23 @@ __global__ void convKernel(const bf16* U, const float* tail, const float* w, con
 }
 
 // The same for prefill with 8 channels a thread (inner % 8 == 0): a block per token row, 16-byte loads of the K
-// input rows and the gate, no 64-bit division per element (convKernel's index arithmetic, not its bytes, bounded it).
-__global__ void conv8Kernel(const bf16* U, const float* tail, const float* w, const float* b, bf16* V, int L, int inner, int K) {
+// input rows, the gate and the taps' weights (wT: [K][inner], so a warp's weight loads are contiguous). convKernel's
+// 64-bit index arithmetic per element, not its bytes, had bounded it; a first version that read w [inner][K]
+// directly (24 loads of 24-float stride a thread) ran L1-bound at 4x the bytes' time, and one that slid each thread
+// down 16 tokens ran at a block per SM (139 registers) and was slower still.
+constexpr int kConvMaxK = 4;
+__global__ void conv8Kernel(const bf16* U, const float* tail, const float* wT, const float* b, bf16* V, int L, int inner, int K) {
   const int64_t t = blockIdx.x;
   const int s = int(t / L), tt = int(t % L);
   for (int ch = threadIdx.x * 8; ch < inner; ch += blockDim.x * 8) {
     float y[8], in[8];
+    if (b) {
+      const float4 b0 = *reinterpret_cast<const float4*>(b + ch), b1 = *reinterpret_cast<const float4*>(b + ch + 4);
+      y[0] = b0.x, y[1] = b0.y, y[2] = b0.z, y[3] = b0.w, y[4] = b1.x, y[5] = b1.y, y[6] = b1.z, y[7] = b1.w;
+    } else {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) y[e] = b ? b[ch + e] : 0.f;
+      for (int e = 0; e < 8; ++e) y[e] = 0.f;
+    }
     for (int j = 0; j < K; ++j) {
       const int x = tt - (K - 1) + j;
       if (x >= 0) {
@@ -271,8 +280,9 @@ __global__ void conv8Kernel(const bf16* U, const float* tail, const float* w, co
         const float4 lo = tl[0], hi = tl[1];
         in[0] = lo.x, in[1] = lo.y, in[2] = lo.z, in[3] = lo.w, in[4] = hi.x, in[5] = hi.y, in[6] = hi.z, in[7] = hi.w;
       }
-#pragma unroll
-      for (int e = 0; e < 8; ++e) y[e] += w[(ch + e) * K + j] * in[e];
+      const float4 w0 = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch), w1 = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch + 4);
+      y[0] += w0.x * in[0], y[1] += w0.y * in[1], y[2] += w0.z * in[2], y[3] += w0.w * in[3];
+      y[4] += w1.x * in[4], y[5] += w1.y * in[5], y[6] += w1.z * in[6], y[7] += w1.w * in[7];
     }
     float g[8];
     unpack8(*reinterpret_cast<const uint4*>(U + t * 2 * inner + inner + ch), g);
@@ -481,9 +491,29 @@ constexpr int kLaTcChunk = 64, kLaTcTiles = 10, kLaTcWarps = 8;
 struct LaTcLayout {
   int FP, ldF, ldD, ldC, ldCf, ldDf;
   size_t bytes;
+  bool knownLayout;  // the accumulator fragment holds the mma.m16n8k16 layout (checked on the device at start-up)
 };
+
+// Does a 16x16 fp32 accumulator fragment hold element (g + 8 ((e >> 1) & 1), 2 (lane & 3) + (e & 1) + 8 (e >> 2))
+// in x[e] (g = lane / 4), as the two m16n8 halves of mma.sync do? One warp; *ok stays 1 only if every element agrees.
+__global__ void fragmentLayoutKernel(int* ok) {
+  using namespace nvcuda;
+  __shared__ float m[256];
+  for (int i = threadIdx.x; i < 256; i += 32) m[i] = float(i);
+  __syncwarp();
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> fr;
+  wmma::load_matrix_sync(fr, m, 16, wmma::mem_row_major);
+  const int lane = threadIdx.x, g = lane >> 2, c2 = (lane & 3) * 2;
+  bool good = fr.num_elements == 8;
+  for (int e = 0; e < fr.num_elements && good; ++e) {
+    const int r = g + ((e >> 1) & 1) * 8, c = c2 + (e & 1) + (e >> 2) * 8;
+    good = fr.x[e] == float(r * 16 + c);
+  }
+  if (!good) atomicExch(ok, 0);
+}
 inline LaTcLayout laTcLayout(int F, int dh, int f) {
   LaTcLayout l;
+  l.knownLayout = false;
   const int C = kLaTcChunk;
   l.FP = (F + 15) / 16 * 16, l.ldF = l.FP + 8, l.ldD = dh + 8, l.ldC = C + 8, l.ldCf = C + 4, l.ldDf = dh + 4;
   const size_t af = size_t(C) * l.ldCf * 4, of = size_t(C) * l.ldDf * 4;
@@ -546,6 +576,19 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
       const int t = warp + k * kLaTcWarps;
       if (t >= nS) continue;
       const int i0 = t / nT * 16, j0 = t % nT * 16;
+      if (lay.knownLayout) {  // each lane's fragment elements straight to their (row, column): no round trip
+        const int g = lane >> 2, c2 = (lane & 3) * 2;
+#pragma unroll
+        for (int e = 0; e < 8; e += 2) {
+          const int r = i0 + g + ((e >> 1) & 1) * 8, c = j0 + c2 + (e >> 2) * 8;
+          const float x0 = Sacc[k].x[e], x1 = Sacc[k].x[e + 1];
+          const __nv_bfloat162 hi = __floats2bfloat162_rn(x0, x1);
+          const float2 hf = __bfloat1622float2(hi);
+          *reinterpret_cast<__nv_bfloat162*>(Shi + size_t(r) * ldD + c) = hi;
+          *reinterpret_cast<__nv_bfloat162*>(Slo + size_t(r) * ldD + c) = __floats2bfloat162_rn(x0 - hf.x, x1 - hf.y);
+        }
+        continue;
+      }
       wmma::store_matrix_sync(scratch, Sacc[k], 16, wmma::mem_row_major);
       __syncwarp();
       for (int e = lane; e < 256; e += 32) {
@@ -561,12 +604,12 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
   // S += phi(K)^T V and z += sum of phi(K) over the chunk in Pk / Vb (rows past the chunk are zero)
   auto fold = [&]() {
 #pragma unroll
-    for (int k = 0; k < kLaTcTiles; ++k) {
-      const int t = warp + k * kLaTcWarps;
-      if (t >= nS) continue;
-      const int i0 = t / nT * 16, j0 = t % nT * 16;
+    for (int u0 = 0; u0 < C; u0 += 16) {
 #pragma unroll
-      for (int u0 = 0; u0 < C; u0 += 16) {
+      for (int k = 0; k < kLaTcTiles; ++k) {
+        const int t = warp + k * kLaTcWarps;
+        if (t >= nS) continue;
+        const int i0 = t / nT * 16, j0 = t % nT * 16;
         wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
         wmma::load_matrix_sync(fa, Pk + size_t(u0) * ldF + i0, ldF);
@@ -580,16 +623,17 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
       sz[i] += acc;
     }
   };
-  // phi of the staged rows (qx / kx, cn valid) into P (bf16), zero past F and past cn
+  // phi of the staged rows (qx / kx, cn valid) into P (bf16), zero past F and past cn: a warp per row, lanes over
+  // the features, so each lane's table entries are the same for every row
   auto features = [&](const float* x, bf16* P, int cn) {
-    for (int idx = threadIdx.x; idx < C * FP; idx += blockDim.x) {
-      const int t = idx / FP, i = idx % FP;
-      float v = 0.f;
-      if (t < cn && i < F) {
-        const int ai = ft.a[i], bi = ft.b[i];
-        v = ai < 0 ? 1.f : bi < 0 ? x[t * f + ai] * ft.c[i] : x[t * f + ai] * x[t * f + bi] * ft.c[i];
+    for (int i = lane; i < FP; i += 32) {
+      const int ai = i < F ? ft.a[i] : -2, bi = i < F ? ft.b[i] : -1;
+      const float ci = i < F ? ft.c[i] : 0.f;
+      for (int t = warp; t < C; t += kLaTcWarps) {
+        float v = 0.f;
+        if (t < cn && ai != -2) v = ai < 0 ? 1.f : bi < 0 ? x[t * f + ai] * ci : x[t * f + ai] * x[t * f + bi] * ci;
+        P[size_t(t) * ldF + i] = __float2bfloat16(v);
       }
-      P[size_t(t) * ldF + i] = __float2bfloat16(v);
     }
   };
   // V rows of the chunk (zero past cn) straight into Vb, 16 bytes a copy; waited for with the q / k rows
@@ -660,12 +704,14 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
     constexpr int kOTiles = 4;  // C/16 x dh/16 output tiles over 8 warps: at most 4 each (dh <= 128)
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> O[kOTiles];
 #pragma unroll
-    for (int k = 0; k < kOTiles; ++k) {
-      const int t = warp + k * kLaTcWarps;
-      if (t >= nR * nT) continue;
-      const int rb = t / nT, cb = t % nT;
-      wmma::fill_fragment(O[k], 0.f);
-      for (int i0 = 0; i0 < FP; i0 += 16) {
+    for (int k = 0; k < kOTiles; ++k) wmma::fill_fragment(O[k], 0.f);
+    // the feature step outside, the warp's tiles inside: independent accumulators in flight, not one chain
+    for (int i0 = 0; i0 < FP; i0 += 16) {
+#pragma unroll
+      for (int k = 0; k < kOTiles; ++k) {
+        const int t = warp + k * kLaTcWarps;
+        if (t >= nR * nT) continue;
+        const int rb = t / nT, cb = t % nT;
         wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fh, fl;
         wmma::load_matrix_sync(fa, Pq + size_t(rb * 16) * ldF + i0, ldF);
@@ -681,12 +727,14 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
       const int t = idx / C, u = idx % C;
       Ab[size_t(t) * ldC + u] = __float2bfloat16(u <= t ? Af[size_t(t) * ldCf + u] : 0.f);
     }
-    for (int t = warp; t < C; t += kLaTcWarps) {
+    {  // four adjacent threads a row (blockDim = 4 C)
+      const int t = threadIdx.x >> 2, q = threadIdx.x & 3;
       float dsum = 0;
-      for (int u = lane; u <= t; u += 32) dsum += Af[size_t(t) * ldCf + u];
-      for (int i = lane; i < FP; i += 32) dsum += __bfloat162float(Pq[size_t(t) * ldF + i]) * sz[i];
-      dsum = warpSum(dsum);
-      if (lane == 0) den[t] = dsum;
+      for (int u = q; u <= t; u += 4) dsum += Af[size_t(t) * ldCf + u];
+      for (int i = q; i < FP; i += 4) dsum += __bfloat162float(Pq[size_t(t) * ldF + i]) * sz[i];
+      dsum += __shfl_xor_sync(0xffffffff, dsum, 1);
+      dsum += __shfl_xor_sync(0xffffffff, dsum, 2);
+      if (q == 0) den[t] = dsum;
     }
     __syncthreads();
     // O += A V, to shared memory; then fold this chunk into the state
@@ -1052,7 +1100,7 @@ __global__ void ringWriteKernel(const bf16* QKV, float* keys, float* values, con
 // this forward, exact since the ring holds bf16 values), staged in bf16; S = Q K^T and O = P V run on tensor
 // cores, the masked softmax in fp32 between them (P rounded to bf16 for the product, its row sums taken from the
 // rounded values so the weights stay normalized).
-constexpr int kSwTcQ = 64, kSwTcWarps = 8;
+constexpr int kSwTcQ = 64, kSwTcWarps = 16;
 struct SwTcLayout {
   int NK, ldH, ldS, ldP, ldO;
   size_t bytes;
@@ -1060,8 +1108,9 @@ struct SwTcLayout {
 inline SwTcLayout swTcLayout(int dh, int W) {
   SwTcLayout l;
   l.NK = (kSwTcQ + W + 15) / 16 * 16, l.ldH = dh + 8, l.ldS = l.NK + 4, l.ldP = l.NK + 8, l.ldO = dh + 4;
-  l.bytes = carveSize({size_t(kSwTcQ) * l.ldH * 2, 2 * size_t(l.NK) * l.ldH * 2, std::max(size_t(kSwTcQ) * l.ldS, size_t(kSwTcQ) * l.ldO) * 4,
-                       size_t(kSwTcQ) * l.ldP * 2, size_t(kSwTcQ) * 4});
+  // P (bf16) reuses the Q and K rows, spent once the scores are formed
+  l.bytes = carveSize({std::max(size_t(kSwTcQ + l.NK) * l.ldH, size_t(kSwTcQ) * l.ldP) * 2, size_t(l.NK) * l.ldH * 2,
+                       std::max(size_t(kSwTcQ) * l.ldS, size_t(kSwTcQ) * l.ldO) * 4, size_t(kSwTcQ) * 4});
   return l;
 }
 inline bool swTcFits(int dh, int W, int d) { return dh % 16 == 0 && d % 8 == 0 && swTcLayout(dh, W).bytes <= kTcSmemLimit; }
@@ -1072,12 +1121,13 @@ __global__ void __launch_bounds__(kSwTcWarps * 32) swPrefillTcKernel(SwArgs a, S
   const int q0 = blockIdx.x * kSwTcQ, hd = blockIdx.y, s = blockIdx.z;
   const int dh = a.dh, W = a.W, NK = lay.NK, ldH = lay.ldH, ldS = lay.ldS, ldP = lay.ldP, ldO = lay.ldO;
   SmemCarve sc{smraw};
-  bf16* Qs = sc.take<bf16>(size_t(kSwTcQ) * ldH);
-  bf16* Ks = sc.take<bf16>(2 * size_t(NK) * ldH);
-  bf16* Vs = Ks + size_t(NK) * ldH;
+  const size_t qk = size_t(kSwTcQ + NK) * ldH, pn = size_t(kSwTcQ) * ldP;
+  bf16* Qs = sc.take<bf16>(qk > pn ? qk : pn);
+  bf16* Ks = Qs + size_t(kSwTcQ) * ldH;
+  bf16* Pb = Qs;  // over Q and K, spent once the scores are formed
+  bf16* Vs = sc.take<bf16>(size_t(NK) * ldH);
   float* Sf = sc.take<float>(size_t(kSwTcQ) * (ldS > ldO ? ldS : ldO));
   float* Of = Sf;  // the scores are spent (into P) before O is stored
-  bf16* Pb = sc.take<bf16>(size_t(kSwTcQ) * ldP);
   float* rowSum = sc.take<float>(kSwTcQ);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t p0 = a.pos[s], first = p0 + q0 - W;  // absolute position of key row 0
@@ -1269,6 +1319,7 @@ struct GpuLayer {
   bf16* out;
   float* outB;
   float* convW;
+  float* convWT;  // [K][inner], for the prefill kernel's contiguous loads
   float* convB;
   // state, per slot
   float *S, *z, *tail, *keys, *values;
@@ -1343,6 +1394,21 @@ struct GpuEngineImpl {
     else wmmaGemmKernel<false><<<grid, 128, 0, stream>>>(A, lda, W, T, in, out, C, ldc, beta);
     LAUNCHED();
   }
+  int fragmentLayout = -1;  // -1 not checked yet, else whether fragmentLayoutKernel agreed
+  bool fragmentLayoutKnown() {
+    if (fragmentLayout < 0) {
+      int* d = devAlloc<int>(1);
+      const int one = 1;
+      CK(cudaMemcpy(d, &one, 4, cudaMemcpyHostToDevice));
+      fragmentLayoutKernel<<<1, 32>>>(d);
+      LAUNCHED();
+      int h = 0;
+      CK(cudaMemcpy(&h, d, 4, cudaMemcpyDeviceToHost));
+      CK(cudaFree(d));
+      fragmentLayout = h;
+    }
+    return fragmentLayout == 1;
+  }
   void bias(bf16* Y, const float* b, int64_t T, int n, int ld) {
     if (!b) return;
     biasBf16Kernel<<<blocksFor(T * n, 256), 256, 0, stream>>>(Y, b, T, n, ld);
@@ -1388,7 +1454,8 @@ struct GpuEngineImpl {
             convDecodeKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, inner, K);
             LAUNCHED();
           } else {
-            if (inner % 8 == 0) conv8Kernel<<<unsigned(T), std::min(256, (inner / 8 + 31) / 32 * 32), 0, stream>>>(U, w.tail, w.convW, w.convB, V, L, inner, K);
+            if (inner % 8 == 0 && K <= kConvMaxK)
+              conv8Kernel<<<unsigned(T), std::min(256, (inner / 8 + 31) / 32 * 32), 0, stream>>>(U, w.tail, w.convWT, w.convB, V, L, inner, K);
             else convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
             LAUNCHED();
             convTailKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, B, L, inner, K);
@@ -1412,7 +1479,8 @@ struct GpuEngineImpl {
               a.ENC = E, a.ldEnc = h * f + h * dh;
             }
             if (tensorCorePrefill && laTcFits(F, dh, f)) {
-              const LaTcLayout lay = laTcLayout(F, dh, f);
+              LaTcLayout lay = laTcLayout(F, dh, f);
+              lay.knownLayout = fragmentLayoutKnown();
               CK(cudaFuncSetAttribute(laPrefillTcKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(lay.bytes)));
               laPrefillTcKernel<<<B * h, kLaTcWarps * 32, lay.bytes, stream>>>(a, lay);
             } else {
@@ -1530,6 +1598,12 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
         G.mixInB = uploadF32(w.inProj.b, w.inProj.out);
         G.mixInOut = w.inProj.out;
         G.convW = uploadF32(w.convW, size_t(L.convInner) * L.convKernel);
+        {
+          std::vector<float> wt(size_t(L.convInner) * L.convKernel);
+          for (int c = 0; c < L.convInner; ++c)
+            for (int j = 0; j < L.convKernel; ++j) wt[size_t(j) * L.convInner + c] = w.convW[size_t(c) * L.convKernel + j];
+          G.convWT = uploadF32(wt.data(), wt.size());
+        }
         G.convB = uploadF32(w.convB, L.convInner);
         slotState = size_t(L.convKernel - 1) * L.convInner;
         G.tail = devAlloc<float>(slotState * maxBatch);
