@@ -604,12 +604,12 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
   // S += phi(K)^T V and z += sum of phi(K) over the chunk in Pk / Vb (rows past the chunk are zero)
   auto fold = [&]() {
 #pragma unroll
-    for (int u0 = 0; u0 < C; u0 += 16) {
+    for (int k = 0; k < kLaTcTiles; ++k) {
+      const int t = warp + k * kLaTcWarps;
+      if (t >= nS) continue;
+      const int i0 = t / nT * 16, j0 = t % nT * 16;
 #pragma unroll
-      for (int k = 0; k < kLaTcTiles; ++k) {
-        const int t = warp + k * kLaTcWarps;
-        if (t >= nS) continue;
-        const int i0 = t / nT * 16, j0 = t % nT * 16;
+      for (int u0 = 0; u0 < C; u0 += 16) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
         wmma::load_matrix_sync(fa, Pk + size_t(u0) * ldF + i0, ldF);
@@ -704,14 +704,12 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
     constexpr int kOTiles = 4;  // C/16 x dh/16 output tiles over 8 warps: at most 4 each (dh <= 128)
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> O[kOTiles];
 #pragma unroll
-    for (int k = 0; k < kOTiles; ++k) wmma::fill_fragment(O[k], 0.f);
-    // the feature step outside, the warp's tiles inside: independent accumulators in flight, not one chain
-    for (int i0 = 0; i0 < FP; i0 += 16) {
-#pragma unroll
-      for (int k = 0; k < kOTiles; ++k) {
-        const int t = warp + k * kLaTcWarps;
-        if (t >= nR * nT) continue;
-        const int rb = t / nT, cb = t % nT;
+    for (int k = 0; k < kOTiles; ++k) {
+      const int t = warp + k * kLaTcWarps;
+      if (t >= nR * nT) continue;
+      const int rb = t / nT, cb = t % nT;
+      wmma::fill_fragment(O[k], 0.f);
+      for (int i0 = 0; i0 < FP; i0 += 16) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fh, fl;
         wmma::load_matrix_sync(fa, Pq + size_t(rb * 16) * ldF + i0, ldF);
