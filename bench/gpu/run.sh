@@ -1,5 +1,5 @@
 #!/bin/bash
-# One script, one run on the GPU machine (issue 10): build the CUDA engine and its driver, check it against the
+# One script, one run on the GPU machine (issues 10, 21): build the CUDA engine and its driver, check it against the
 # PyTorch reference fixtures and the CPU backend (cuBLAS and our WMMA GEMM), then time it beside the PyTorch
 # anchors (our PyTorch BASED, and a same-size Transformer on FlashAttention-2 through SDPA) at both shapes.
 #   from the repository root on the GPU machine:  bash bench/gpu/run.sh     (results in $OUT)
@@ -27,6 +27,12 @@ ls -la /tmp/based_gpu || exit 1
       echo "-- $f: GPU vs CPU"; EVAPORATE_GPU_GEMM=$gemm /tmp/based_gpu parity fixtures/based/$f 2e-2
     done
   done
+  echo "== compute-sanitizer: memcheck on both fixtures, racecheck on JRT (every prefill and decode kernel, both GEMMs)"
+  for f in tiny-based tiny-jrt; do
+    compute-sanitizer --tool memcheck --print-limit 5 /tmp/based_gpu check fixtures/based/$f fixtures/based/$f/cases/cases.safetensors 2e-2 | grep -v '^case'
+    EVAPORATE_GPU_GEMM=wmma compute-sanitizer --tool memcheck --print-limit 5 /tmp/based_gpu parity fixtures/based/$f 2e-2 | grep -E 'PASS|FAIL|ERROR'
+  done
+  compute-sanitizer --tool racecheck --print-limit 5 /tmp/based_gpu check fixtures/based/tiny-jrt fixtures/based/tiny-jrt/cases/cases.safetensors 2e-2 | grep -v '^case'
   echo "== device-resident states (4 slots, 10 sequences in shifting subsets) against the CPU"
   for f in tiny-based tiny-jrt; do /tmp/based_gpu residency fixtures/based/$f 2e-2; done
   # as the N-API addon runs: a CPU-only build that loads libbased_cuda.so at run time (CMake, as npm install builds it)
@@ -46,9 +52,11 @@ python3 bench/gpu/make_configs.py /tmp/cfg
   EVAPORATE_GPU_GEMM=wmma /tmp/based_gpu bench /tmp/cfg/based-360m.json based-360m-wmma 128 256 16 8192
   # where a decode step's time goes (events between kernel groups, no graph)
   for m in based-360m based-1b; do EVAPORATE_GPU_PROFILE=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128; done
+  # where the 32k x 16 prefill's time goes, and its GEMMs' TFLOP/s against a plain cuBLAS GEMM measured here
+  for m in based-360m based-1b; do EVAPORATE_GPU_PROFILE=prefill /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 8 16 32768; done
 } 2>&1 | tee "$OUT/engine.log"
 # ANCHORS=0 re-times only our engine (the anchors do not depend on it)
 if [ "${ANCHORS:-1}" = 1 ]; then timeout 420 python3 bench/gpu/anchors.py /tmp/cfg 2>&1 | tee "$OUT/anchors.log"; else : > "$OUT/anchors.log"; fi
 grep -h '^RESULT ' "$OUT/engine.log" "$OUT/anchors.log" | sed 's/^RESULT //' > "$OUT/results.jsonl"
-grep -h '^PROFILE ' "$OUT/engine.log" > "$OUT/profile.txt"
+grep -h -E '^(PROFILE|PREFILL) ' "$OUT/engine.log" > "$OUT/profile.txt"
 cat "$OUT/results.jsonl" "$OUT/profile.txt"

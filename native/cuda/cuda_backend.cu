@@ -69,6 +69,30 @@ __device__ inline float blockSum(float v) {
   return part[0];
 }
 
+// 16-byte asynchronous copy global -> shared (zero-filled where !valid; src must still be a mapped address), and
+// the wait for all of a thread's copies: the tile loads of the tensor-core kernels are issued together this way,
+// not one dependent 2-byte load after another.
+__device__ inline void cpAsync16(void* dst, const void* src, bool valid) {
+  const unsigned d = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ inline void cpAsyncWaitAll() { asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory"); }
+__device__ inline void unpack8(const uint4& u, float* x) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float2 v = __bfloat1622float2(h[k]);
+    x[2 * k] = v.x, x[2 * k + 1] = v.y;
+  }
+}
+__device__ inline uint4 pack8(const float* x) {
+  uint4 u;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) h[k] = __floats2bfloat162_rn(x[2 * k], x[2 * k + 1]);
+  return u;
+}
+
 // ---------------------------------------------------------------- elementwise and normalization
 
 __global__ void embedKernel(const int32_t* tok, const bf16* E, float* X, int d) {
@@ -227,6 +251,45 @@ __global__ void convKernel(const bf16* U, const float* tail, const float* w, con
     y += w[ch * K + j] * in;
   }
   V[t * inner + ch] = __float2bfloat16(silu(y) * __bfloat162float(U[t * 2 * inner + inner + ch]));
+}
+
+// The same for prefill with 8 channels a thread (inner % 8 == 0): a block per token row, 16-byte loads of the K
+// input rows, the gate and the taps' weights (wT: [K][inner], so a warp's weight loads are contiguous). convKernel's
+// 64-bit index arithmetic per element, not its bytes, had bounded it; a first version that read w [inner][K]
+// directly (24 loads of 24-float stride a thread) ran L1-bound at 4x the bytes' time, and one that slid each thread
+// down 16 tokens ran at a block per SM (139 registers) and was slower still.
+constexpr int kConvMaxK = 4;
+__global__ void conv8Kernel(const bf16* U, const float* tail, const float* wT, const float* b, bf16* V, int L, int inner, int K) {
+  const int64_t t = blockIdx.x;
+  const int s = int(t / L), tt = int(t % L);
+  for (int ch = threadIdx.x * 8; ch < inner; ch += blockDim.x * 8) {
+    float y[8], in[8];
+    if (b) {
+      const float4 b0 = *reinterpret_cast<const float4*>(b + ch), b1 = *reinterpret_cast<const float4*>(b + ch + 4);
+      y[0] = b0.x, y[1] = b0.y, y[2] = b0.z, y[3] = b0.w, y[4] = b1.x, y[5] = b1.y, y[6] = b1.z, y[7] = b1.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) y[e] = 0.f;
+    }
+    for (int j = 0; j < K; ++j) {
+      const int x = tt - (K - 1) + j;
+      if (x >= 0) {
+        unpack8(*reinterpret_cast<const uint4*>(U + (int64_t(s) * L + x) * 2 * inner + ch), in);
+      } else {
+        const float4* tl = reinterpret_cast<const float4*>(tail + (int64_t(s) * (K - 1) + (K - 1 + x)) * inner + ch);
+        const float4 lo = tl[0], hi = tl[1];
+        in[0] = lo.x, in[1] = lo.y, in[2] = lo.z, in[3] = lo.w, in[4] = hi.x, in[5] = hi.y, in[6] = hi.z, in[7] = hi.w;
+      }
+      const float4 w0 = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch), w1 = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch + 4);
+      y[0] += w0.x * in[0], y[1] += w0.y * in[1], y[2] += w0.z * in[2], y[3] += w0.w * in[3];
+      y[4] += w1.x * in[4], y[5] += w1.y * in[5], y[6] += w1.z * in[6], y[7] += w1.w * in[7];
+    }
+    float g[8];
+    unpack8(*reinterpret_cast<const uint4*>(U + t * 2 * inner + inner + ch), g);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) y[e] = silu(y[e]) * g[e];
+    *reinterpret_cast<uint4*>(V + t * inner + ch) = pack8(y);
+  }
 }
 
 // Decode (L == 1): the convolution and the shift of the kept inputs in one pass (convKernel + convTailKernel).
@@ -395,6 +458,326 @@ __global__ void laPrefillKernel(LaArgs a) {
     __syncthreads();
   }
   for (int i = threadIdx.x; i < F * dh; i += blockDim.x) gS[i] = sS[i];
+  for (int i = threadIdx.x; i < F; i += blockDim.x) gz[i] = sz[i];
+}
+
+// ---------------------------------------------------------------- tensor-core prefill (linear and window attention)
+
+// Shared-memory carving for the tensor-core kernels: each region starts on a 128-byte boundary (wmma needs 32).
+struct SmemCarve {
+  unsigned char* p;
+  template <class T>
+  __device__ T* take(size_t n) {
+    T* r = reinterpret_cast<T*>(p);
+    p += (n * sizeof(T) + 127) / 128 * 128;
+    return r;
+  }
+};
+inline size_t carveSize(std::initializer_list<size_t> bytes) {
+  size_t s = 0;
+  for (size_t b : bytes) s += (b + 127) / 128 * 128;
+  return s;
+}
+
+// Chunked Taylor linear-attention prefill on tensor cores, one block of 8 warps per (slot, head), chunks of 64
+// tokens. The fp32 state S [F, dh] lives in the warps' accumulator fragments for the whole sequence (each warp owns
+// up to kLaTcTiles 16x16 tiles) and is folded in as S += phi(K)^T V with fp32 accumulation; for the product with
+// phi(Q) it is split into two bf16 matrices (hi + lo, ~16 significant bits) so the inter-chunk term keeps near-fp32
+// accuracy. Features are built once per chunk into shared memory in bf16 (zero-padded to a multiple of 16), the
+// intra-chunk scores A = phi(Q) phi(K)^T stay fp32 for the denominator and go to bf16 for A V.
+// dynamic shared memory a tensor-core block may take: the H100/H200 opt-in limit (227 KB) less the static tables
+constexpr size_t kTcSmemLimit = 218 * 1024;
+constexpr int kLaTcChunk = 64, kLaTcTiles = 10, kLaTcWarps = 8;
+struct LaTcLayout {
+  int FP, ldF, ldD, ldC, ldCf, ldDf;
+  size_t bytes;
+  bool knownLayout;  // the accumulator fragment holds the mma.m16n8k16 layout (checked on the device at start-up)
+};
+
+// Does a 16x16 fp32 accumulator fragment hold element (g + 8 ((e >> 1) & 1), 2 (lane & 3) + (e & 1) + 8 (e >> 2))
+// in x[e] (g = lane / 4), as the two m16n8 halves of mma.sync do? One warp; *ok stays 1 only if every element agrees.
+__global__ void fragmentLayoutKernel(int* ok) {
+  using namespace nvcuda;
+  __shared__ float m[256];
+  for (int i = threadIdx.x; i < 256; i += 32) m[i] = float(i);
+  __syncwarp();
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> fr;
+  wmma::load_matrix_sync(fr, m, 16, wmma::mem_row_major);
+  const int lane = threadIdx.x, g = lane >> 2, c2 = (lane & 3) * 2;
+  bool good = fr.num_elements == 8;
+  for (int e = 0; e < fr.num_elements && good; ++e) {
+    const int r = g + ((e >> 1) & 1) * 8, c = c2 + (e & 1) + (e >> 2) * 8;
+    good = fr.x[e] == float(r * 16 + c);
+  }
+  if (!good) atomicExch(ok, 0);
+}
+inline LaTcLayout laTcLayout(int F, int dh, int f) {
+  LaTcLayout l;
+  l.knownLayout = false;
+  const int C = kLaTcChunk;
+  l.FP = (F + 15) / 16 * 16, l.ldF = l.FP + 8, l.ldD = dh + 8, l.ldC = C + 8, l.ldCf = C + 4, l.ldDf = dh + 4;
+  const size_t af = size_t(C) * l.ldCf * 4, of = size_t(C) * l.ldDf * 4;
+  l.bytes = carveSize({2 * size_t(l.FP) * l.ldD * 2, 2 * size_t(C) * l.ldF * 2, size_t(C) * l.ldD * 2, size_t(C) * l.ldC * 2,
+                       std::max(af, of), size_t(l.FP) * 4, size_t(C) * 4, 2 * size_t(C) * f * 4, size_t(kLaTcWarps) * 256 * 4});
+  return l;
+}
+inline bool laTcFits(int F, int dh, int f) {
+  const int FP = (F + 15) / 16 * 16;
+  return dh % 16 == 0 && dh <= 128 && f % 8 == 0 && FP / 16 * (dh / 16) <= kLaTcTiles * kLaTcWarps && laTcLayout(F, dh, f).bytes <= kTcSmemLimit;
+}
+
+__global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, LaTcLayout lay) {
+  using namespace nvcuda;
+  extern __shared__ __align__(128) unsigned char smraw[];
+  __shared__ FeatureTable ft;
+  constexpr int C = kLaTcChunk;
+  const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
+  const int F = a.F, dh = a.dh, f = a.f, FP = lay.FP;
+  const int ldF = lay.ldF, ldD = lay.ldD, ldC = lay.ldC, ldCf = lay.ldCf, ldDf = lay.ldDf;
+  SmemCarve sc{smraw};
+  bf16* Shi = sc.take<bf16>(2 * size_t(FP) * ldD);
+  bf16* Slo = Shi + size_t(FP) * ldD;
+  bf16* Pq = sc.take<bf16>(2 * size_t(C) * ldF);
+  bf16* Pk = Pq + size_t(C) * ldF;
+  bf16* Vb = sc.take<bf16>(size_t(C) * ldD);
+  bf16* Ab = sc.take<bf16>(size_t(C) * ldC);
+  float* Af = sc.take<float>(size_t(C) * (ldCf > ldDf ? ldCf : ldDf));
+  float* Of = Af;  // A (fp32) is spent before O is stored
+  float* sz = sc.take<float>(FP);
+  float* den = sc.take<float>(C);
+  float* qx = sc.take<float>(2 * size_t(C) * f);
+  float* kx = qx + size_t(C) * f;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float* scratch = sc.take<float>(size_t(kLaTcWarps) * 256) + warp * 256;
+  buildTable(ft, f, a.rd);
+  float* gS = a.S + (int64_t(s) * a.h + hd) * F * dh;
+  float* gz = a.z + (int64_t(s) * a.h + hd) * F;
+  const int nT = dh / 16, nS = FP / 16 * nT;  // S tiles, row-major over (feature block, column block)
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> Sacc[kLaTcTiles];
+  // the state's tiles: from global (rows past F are zero), into the fragments
+#pragma unroll
+  for (int k = 0; k < kLaTcTiles; ++k) {
+    const int t = warp + k * kLaTcWarps;
+    if (t >= nS) continue;
+    const int i0 = t / nT * 16, j0 = t % nT * 16;
+    for (int e = lane; e < 256; e += 32) {
+      const int i = i0 + e / 16, j = j0 + e % 16;
+      scratch[e] = i < F ? gS[int64_t(i) * dh + j] : 0.f;
+    }
+    __syncwarp();
+    wmma::load_matrix_sync(Sacc[k], scratch, 16, wmma::mem_row_major);
+    __syncwarp();
+  }
+  for (int i = threadIdx.x; i < FP; i += blockDim.x) sz[i] = i < F ? gz[i] : 0.f;
+  // S as bf16 hi + lo, from the fragments (through the warp's scratch tile)
+  auto splitState = [&]() {
+#pragma unroll
+    for (int k = 0; k < kLaTcTiles; ++k) {
+      const int t = warp + k * kLaTcWarps;
+      if (t >= nS) continue;
+      const int i0 = t / nT * 16, j0 = t % nT * 16;
+      if (lay.knownLayout) {  // each lane's fragment elements straight to their (row, column): no round trip
+        const int g = lane >> 2, c2 = (lane & 3) * 2;
+#pragma unroll
+        for (int e = 0; e < 8; e += 2) {
+          const int r = i0 + g + ((e >> 1) & 1) * 8, c = j0 + c2 + (e >> 2) * 8;
+          const float x0 = Sacc[k].x[e], x1 = Sacc[k].x[e + 1];
+          const __nv_bfloat162 hi = __floats2bfloat162_rn(x0, x1);
+          const float2 hf = __bfloat1622float2(hi);
+          *reinterpret_cast<__nv_bfloat162*>(Shi + size_t(r) * ldD + c) = hi;
+          *reinterpret_cast<__nv_bfloat162*>(Slo + size_t(r) * ldD + c) = __floats2bfloat162_rn(x0 - hf.x, x1 - hf.y);
+        }
+        continue;
+      }
+      wmma::store_matrix_sync(scratch, Sacc[k], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const float x = scratch[e];
+        const bf16 hi = __float2bfloat16(x);
+        const size_t at = size_t(i0 + e / 16) * ldD + j0 + e % 16;
+        Shi[at] = hi;
+        Slo[at] = __float2bfloat16(x - __bfloat162float(hi));
+      }
+      __syncwarp();
+    }
+  };
+  // S += phi(K)^T V and z += sum of phi(K) over the chunk in Pk / Vb (rows past the chunk are zero)
+  auto fold = [&]() {
+#pragma unroll
+    for (int k = 0; k < kLaTcTiles; ++k) {
+      const int t = warp + k * kLaTcWarps;
+      if (t >= nS) continue;
+      const int i0 = t / nT * 16, j0 = t % nT * 16;
+#pragma unroll
+      for (int u0 = 0; u0 < C; u0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, Pk + size_t(u0) * ldF + i0, ldF);
+        wmma::load_matrix_sync(fb, Vb + size_t(u0) * ldD + j0, ldD);
+        wmma::mma_sync(Sacc[k], fa, fb, Sacc[k]);
+      }
+    }
+    for (int i = threadIdx.x; i < FP; i += blockDim.x) {
+      float acc = 0;
+      for (int u = 0; u < C; ++u) acc += __bfloat162float(Pk[size_t(u) * ldF + i]);
+      sz[i] += acc;
+    }
+  };
+  // phi of the staged rows (qx / kx, cn valid) into P (bf16), zero past F and past cn: a warp per row, lanes over
+  // the features, so each lane's table entries are the same for every row
+  auto features = [&](const float* x, bf16* P, int cn) {
+    for (int i = lane; i < FP; i += 32) {
+      const int ai = i < F ? ft.a[i] : -2, bi = i < F ? ft.b[i] : -1;
+      const float ci = i < F ? ft.c[i] : 0.f;
+      for (int t = warp; t < C; t += kLaTcWarps) {
+        float v = 0.f;
+        if (t < cn && ai != -2) v = ai < 0 ? 1.f : bi < 0 ? x[t * f + ai] * ci : x[t * f + ai] * x[t * f + bi] * ci;
+        P[size_t(t) * ldF + i] = __float2bfloat16(v);
+      }
+    }
+  };
+  // V rows of the chunk (zero past cn) straight into Vb, 16 bytes a copy; waited for with the q / k rows
+  auto loadV = [&](const bf16* src, int ld, int off, int cn) {
+    const int per = dh / 8;
+    for (int idx = threadIdx.x; idx < C * per; idx += blockDim.x) {
+      const int t = idx / per, j = idx % per * 8;
+      cpAsync16(Vb + size_t(t) * ldD + j, t < cn ? src + int64_t(t) * ld + off + j : src, t < cn);
+    }
+  };
+  // cn rows of f bf16 at src + off (row stride ld) into x as fp32, 8 a load
+  auto loadRows = [&](float* x, const bf16* src, int ld, int off, int cn) {
+    const int per = f / 8;
+    for (int idx = threadIdx.x; idx < cn * per; idx += blockDim.x) {
+      const int t = idx / per, j = idx % per * 8;
+      unpack8(*reinterpret_cast<const uint4*>(src + int64_t(t) * ld + off + j), x + t * f + j);
+    }
+  };
+  const int64_t base = int64_t(s) * a.L;
+  __syncthreads();
+
+  // JRT-RNN: a fresh state starts from the non-causal prefix read through the encoder projections
+  if (a.ENC && a.pos[s] == 0) {
+    const int e = min(a.encLen[s], a.L);
+    for (int c0 = 0; c0 < e; c0 += C) {
+      const int cn = min(C, e - c0);
+      const bf16* rows = a.ENC + (base + c0) * a.ldEnc;
+      loadV(rows, a.ldEnc, a.h * f + hd * dh, cn);
+      loadRows(kx, rows, a.ldEnc, hd * f, cn);
+      cpAsyncWaitAll();
+      __syncthreads();
+      features(kx, Pk, cn);
+      __syncthreads();
+      fold();
+      __syncthreads();
+    }
+  }
+  splitState();
+  __syncthreads();
+
+  const int nR = C / 16;
+  for (int c0 = 0; c0 < a.L; c0 += C) {
+    const int cn = min(C, a.L - c0);
+    const bf16* rows = a.QKV + (base + c0) * a.ld;
+    loadV(rows, a.ld, a.vOff + hd * dh, cn);
+    loadRows(qx, rows, a.ld, a.qOff + hd * f, cn);
+    loadRows(kx, rows, a.ld, a.kOff + hd * f, cn);
+    cpAsyncWaitAll();
+    __syncthreads();
+    features(qx, Pq, cn);
+    features(kx, Pk, cn);
+    __syncthreads();
+    // A = phi(Q) phi(K)^T (tiles on or below the diagonal), then O = phi(Q) (S_hi + S_lo) in registers
+    for (int t = warp; t < nR * nR; t += kLaTcWarps) {
+      const int rb = t / nR, cb = t % nR;
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+      if (cb <= rb)
+        for (int i0 = 0; i0 < FP; i0 += 16) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
+          wmma::load_matrix_sync(fa, Pq + size_t(rb * 16) * ldF + i0, ldF);
+          wmma::load_matrix_sync(fb, Pk + size_t(cb * 16) * ldF + i0, ldF);
+          wmma::mma_sync(acc, fa, fb, acc);
+        }
+      wmma::store_matrix_sync(Af + size_t(rb * 16) * ldCf + cb * 16, acc, ldCf, wmma::mem_row_major);
+    }
+    constexpr int kOTiles = 4;  // C/16 x dh/16 output tiles over 8 warps: at most 4 each (dh <= 128)
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> O[kOTiles];
+#pragma unroll
+    for (int k = 0; k < kOTiles; ++k) {
+      const int t = warp + k * kLaTcWarps;
+      if (t >= nR * nT) continue;
+      const int rb = t / nT, cb = t % nT;
+      wmma::fill_fragment(O[k], 0.f);
+      for (int i0 = 0; i0 < FP; i0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fh, fl;
+        wmma::load_matrix_sync(fa, Pq + size_t(rb * 16) * ldF + i0, ldF);
+        wmma::load_matrix_sync(fh, Shi + size_t(i0) * ldD + cb * 16, ldD);
+        wmma::load_matrix_sync(fl, Slo + size_t(i0) * ldD + cb * 16, ldD);
+        wmma::mma_sync(O[k], fa, fh, O[k]);
+        wmma::mma_sync(O[k], fa, fl, O[k]);
+      }
+    }
+    __syncthreads();
+    // causal mask; the denominator from the fp32 scores and the carried key sum
+    for (int idx = threadIdx.x; idx < C * C; idx += blockDim.x) {
+      const int t = idx / C, u = idx % C;
+      Ab[size_t(t) * ldC + u] = __float2bfloat16(u <= t ? Af[size_t(t) * ldCf + u] : 0.f);
+    }
+    {  // four adjacent threads a row (blockDim = 4 C)
+      const int t = threadIdx.x >> 2, q = threadIdx.x & 3;
+      float dsum = 0;
+      for (int u = q; u <= t; u += 4) dsum += Af[size_t(t) * ldCf + u];
+      for (int i = q; i < FP; i += 4) dsum += __bfloat162float(Pq[size_t(t) * ldF + i]) * sz[i];
+      dsum += __shfl_xor_sync(0xffffffff, dsum, 1);
+      dsum += __shfl_xor_sync(0xffffffff, dsum, 2);
+      if (q == 0) den[t] = dsum;
+    }
+    __syncthreads();
+    // O += A V, to shared memory; then fold this chunk into the state
+#pragma unroll
+    for (int k = 0; k < kOTiles; ++k) {
+      const int t = warp + k * kLaTcWarps;
+      if (t >= nR * nT) continue;
+      const int rb = t / nT, cb = t % nT;
+      for (int u0 = 0; u0 <= rb * 16; u0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, Ab + size_t(rb * 16) * ldC + u0, ldC);
+        wmma::load_matrix_sync(fb, Vb + size_t(u0) * ldD + cb * 16, ldD);
+        wmma::mma_sync(O[k], fa, fb, O[k]);
+      }
+      wmma::store_matrix_sync(Of + size_t(rb * 16) * ldDf + cb * 16, O[k], ldDf, wmma::mem_row_major);
+    }
+    fold();
+    splitState();
+    __syncthreads();
+    bf16* Y = a.Y + (base + c0) * (a.h * dh) + hd * dh;
+    for (int idx = threadIdx.x; idx < cn * (dh / 8); idx += blockDim.x) {
+      const int t = idx / (dh / 8), j = idx % (dh / 8) * 8;
+      const float inv = 1.f / (den[t] + a.eps);
+      float o[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[e] = Of[size_t(t) * ldDf + j + e] * inv;
+      *reinterpret_cast<uint4*>(Y + int64_t(t) * (a.h * dh) + j) = pack8(o);
+    }
+    __syncthreads();
+  }
+  // the state back to global, exact fp32
+#pragma unroll
+  for (int k = 0; k < kLaTcTiles; ++k) {
+    const int t = warp + k * kLaTcWarps;
+    if (t >= nS) continue;
+    const int i0 = t / nT * 16, j0 = t % nT * 16;
+    wmma::store_matrix_sync(scratch, Sacc[k], 16, wmma::mem_row_major);
+    __syncwarp();
+    for (int e = lane; e < 256; e += 32) {
+      const int i = i0 + e / 16, j = j0 + e % 16;
+      if (i < F) gS[int64_t(i) * dh + j] = scratch[e];
+    }
+    __syncwarp();
+  }
   for (int i = threadIdx.x; i < F; i += blockDim.x) gz[i] = sz[i];
 }
 
@@ -710,6 +1093,132 @@ __global__ void ringWriteKernel(const bf16* QKV, float* keys, float* values, con
   values[(int64_t(s) * ring + slot) * d + c] = __bfloat162float(r[2 * d + c]);
 }
 
+// Sliding-window softmax attention prefill on tensor cores: a block of 8 warps per (64-query block, head, slot).
+// The block's keys are the W positions before its first query through its last (ring rows for positions before
+// this forward, exact since the ring holds bf16 values), staged in bf16; S = Q K^T and O = P V run on tensor
+// cores, the masked softmax in fp32 between them (P rounded to bf16 for the product, its row sums taken from the
+// rounded values so the weights stay normalized).
+constexpr int kSwTcQ = 64, kSwTcWarps = 16;
+struct SwTcLayout {
+  int NK, ldH, ldS, ldP, ldO;
+  size_t bytes;
+};
+inline SwTcLayout swTcLayout(int dh, int W) {
+  SwTcLayout l;
+  l.NK = (kSwTcQ + W + 15) / 16 * 16, l.ldH = dh + 8, l.ldS = l.NK + 4, l.ldP = l.NK + 8, l.ldO = dh + 4;
+  // P (bf16) reuses the Q and K rows, spent once the scores are formed
+  l.bytes = carveSize({std::max(size_t(kSwTcQ + l.NK) * l.ldH, size_t(kSwTcQ) * l.ldP) * 2, size_t(l.NK) * l.ldH * 2,
+                       std::max(size_t(kSwTcQ) * l.ldS, size_t(kSwTcQ) * l.ldO) * 4, size_t(kSwTcQ) * 4});
+  return l;
+}
+inline bool swTcFits(int dh, int W, int d) { return dh % 16 == 0 && d % 8 == 0 && swTcLayout(dh, W).bytes <= kTcSmemLimit; }
+
+__global__ void __launch_bounds__(kSwTcWarps * 32) swPrefillTcKernel(SwArgs a, SwTcLayout lay) {
+  using namespace nvcuda;
+  extern __shared__ __align__(128) unsigned char smraw[];
+  const int q0 = blockIdx.x * kSwTcQ, hd = blockIdx.y, s = blockIdx.z;
+  const int dh = a.dh, W = a.W, NK = lay.NK, ldH = lay.ldH, ldS = lay.ldS, ldP = lay.ldP, ldO = lay.ldO;
+  SmemCarve sc{smraw};
+  const size_t qk = size_t(kSwTcQ + NK) * ldH, pn = size_t(kSwTcQ) * ldP;
+  bf16* Qs = sc.take<bf16>(qk > pn ? qk : pn);
+  bf16* Ks = Qs + size_t(kSwTcQ) * ldH;
+  bf16* Pb = Qs;  // over Q and K, spent once the scores are formed
+  bf16* Vs = sc.take<bf16>(size_t(NK) * ldH);
+  float* Sf = sc.take<float>(size_t(kSwTcQ) * (ldS > ldO ? ldS : ldO));
+  float* Of = Sf;  // the scores are spent (into P) before O is stored
+  float* rowSum = sc.take<float>(kSwTcQ);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t p0 = a.pos[s], first = p0 + q0 - W;  // absolute position of key row 0
+  const int ring = W + 1;
+  const int d = a.d;
+  const bf16 zero = __float2bfloat16(0.f);
+  (void)zero;
+  // rows in 16-byte pieces, issued together (cp.async); ring rows (positions before this forward) converted
+  const int per = dh / 8;
+  for (int idx = threadIdx.x; idx < kSwTcQ * per; idx += blockDim.x) {
+    const int r = idx / per, c = idx % per * 8;
+    const bool ok = q0 + r < a.L;
+    cpAsync16(Qs + size_t(r) * ldH + c, ok ? a.QKV + (int64_t(s) * a.L + q0 + r) * 3 * d + hd * dh + c : a.QKV, ok);
+  }
+  for (int idx = threadIdx.x; idx < NK * per; idx += blockDim.x) {
+    const int r = idx / per, c = idx % per * 8;
+    const int64_t jp = first + r;
+    const bool ok = r < kSwTcQ + W && jp >= 0 && jp - p0 < a.L;
+    if (ok && jp < p0) {
+      const int64_t off = (int64_t(s) * ring + jp % ring) * d + hd * dh + c;
+      *reinterpret_cast<uint4*>(Ks + size_t(r) * ldH + c) = pack8(a.keys + off);
+      *reinterpret_cast<uint4*>(Vs + size_t(r) * ldH + c) = pack8(a.values + off);
+    } else {
+      const bf16* row = ok ? a.QKV + (int64_t(s) * a.L + (jp - p0)) * 3 * d + hd * dh + c : a.QKV;
+      cpAsync16(Ks + size_t(r) * ldH + c, ok ? row + d : row, ok);
+      cpAsync16(Vs + size_t(r) * ldH + c, ok ? row + 2 * d : row, ok);
+    }
+  }
+  cpAsyncWaitAll();
+  __syncthreads();
+  const int nR = kSwTcQ / 16, nK = NK / 16, nD = dh / 16;
+  for (int t = warp; t < nR * nK; t += kSwTcWarps) {
+    const int rb = t / nK, cb = t % nK;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    // row r sees key rows r .. r + W: tiles wholly outside that band are skipped
+    if (cb * 16 + 15 >= rb * 16 && cb * 16 <= rb * 16 + 15 + W)
+      for (int k0 = 0; k0 < dh; k0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
+        wmma::load_matrix_sync(fa, Qs + size_t(rb * 16) * ldH + k0, ldH);
+        wmma::load_matrix_sync(fb, Ks + size_t(cb * 16) * ldH + k0, ldH);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+    wmma::store_matrix_sync(Sf + size_t(rb * 16) * ldS + cb * 16, acc, ldS, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int r = warp; r < kSwTcQ; r += kSwTcWarps) {
+    // key row kr is position first + kr; query r is position first + W + r: window kr in [r, r + W], kr >= -first
+    const int lo = max(r, first < 0 ? int(-first) : 0), hi = r + W;
+    float m = -INFINITY;
+    for (int kr = lane; kr < NK; kr += 32)
+      if (kr >= lo && kr <= hi) m = fmaxf(m, Sf[size_t(r) * ldS + kr] * a.scale);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
+    float sum = 0;
+    for (int kr = lane; kr < NK; kr += 32) {
+      bf16 pv = zero;
+      if (kr >= lo && kr <= hi) {
+        pv = __float2bfloat16(__expf(Sf[size_t(r) * ldS + kr] * a.scale - m));
+        sum += __bfloat162float(pv);
+      }
+      Pb[size_t(r) * ldP + kr] = pv;
+    }
+    sum = warpSum(sum);
+    if (lane == 0) rowSum[r] = sum;
+  }
+  __syncthreads();
+  for (int t = warp; t < nR * nD; t += kSwTcWarps) {
+    const int rb = t / nD, cb = t % nD;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    const int kLo = rb * 16 / 16 * 16, kHi = min(NK, rb * 16 + 16 + W);  // keys any row of the block can see
+    for (int k0 = kLo; k0 < kHi; k0 += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+      wmma::load_matrix_sync(fa, Pb + size_t(rb * 16) * ldP + k0, ldP);
+      wmma::load_matrix_sync(fb, Vs + size_t(k0) * ldH + cb * 16, ldH);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(Of + size_t(rb * 16) * ldO + cb * 16, acc, ldO, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kSwTcQ * per; idx += blockDim.x) {
+    const int r = idx / per, c = idx % per * 8;
+    if (q0 + r >= a.L) continue;
+    const float inv = 1.f / rowSum[r];
+    float o[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[e] = Of[size_t(r) * ldO + c + e] * inv;
+    *reinterpret_cast<uint4*>(a.Y + (int64_t(s) * a.L + q0 + r) * d + hd * dh + c) = pack8(o);
+  }
+}
+
 // C[T, out] = A[T, in] . W[out, in]^T + beta C, bf16 operands on tensor cores, fp32 accumulation.
 // 64x64 output tile per block of 4 warps (32x32 each), k-steps of 32 staged through shared memory.
 template <bool OutF32>
@@ -808,6 +1317,7 @@ struct GpuLayer {
   bf16* out;
   float* outB;
   float* convW;
+  float* convWT;  // [K][inner], for the prefill kernel's contiguous loads
   float* convB;
   // state, per slot
   float *S, *z, *tail, *keys, *values;
@@ -839,6 +1349,9 @@ struct GpuEngineImpl {
   int64_t* rows;
   // EVAPORATE_GPU_PROFILE=1: events between kernel groups of an ungraphed step, summed per category
   bool profile = std::getenv("EVAPORATE_GPU_PROFILE") != nullptr;
+  // EVAPORATE_GPU_PREFILL=simt: the scalar linear- and window-attention prefill kernels (for comparison)
+  bool tensorCorePrefill = !(std::getenv("EVAPORATE_GPU_PREFILL") && std::string(std::getenv("EVAPORATE_GPU_PREFILL")) == "simt");
+  double pendingFlop = 0;  // GEMM operations since the last mark, filed under that mark's category
   std::vector<std::pair<std::string, cudaEvent_t>> marks;
   std::map<std::string, double> profileMs;
   void mark(const char* what) {
@@ -847,6 +1360,7 @@ struct GpuEngineImpl {
     CK(cudaEventCreate(&e));
     CK(cudaEventRecord(e, stream));
     marks.emplace_back(what, e);
+    if (pendingFlop > 0) profileMs[std::string("gflop ") + what] += pendingFlop / 1e9, pendingFlop = 0;
   }
   void collect() {
     if (!profile || marks.empty()) return;
@@ -864,6 +1378,7 @@ struct GpuEngineImpl {
   int graphB = 0;
 
   void gemm(const bf16* A, int64_t T, int lda, const bf16* W, int in, int out, void* C, bool cF32, int ldc, float beta) {
+    if (profile) pendingFlop += 2.0 * double(T) * in * out;
 #ifdef BASED_HAVE_CUBLAS
     if (useCublas) {
       const float alpha = 1.f;
@@ -876,6 +1391,21 @@ struct GpuEngineImpl {
     if (cF32) wmmaGemmKernel<true><<<grid, 128, 0, stream>>>(A, lda, W, T, in, out, C, ldc, beta);
     else wmmaGemmKernel<false><<<grid, 128, 0, stream>>>(A, lda, W, T, in, out, C, ldc, beta);
     LAUNCHED();
+  }
+  int fragmentLayout = -1;  // -1 not checked yet, else whether fragmentLayoutKernel agreed
+  bool fragmentLayoutKnown() {
+    if (fragmentLayout < 0) {
+      int* d = devAlloc<int>(1);
+      const int one = 1;
+      CK(cudaMemcpy(d, &one, 4, cudaMemcpyHostToDevice));
+      fragmentLayoutKernel<<<1, 32>>>(d);
+      LAUNCHED();
+      int h = 0;
+      CK(cudaMemcpy(&h, d, 4, cudaMemcpyDeviceToHost));
+      CK(cudaFree(d));
+      fragmentLayout = h;
+    }
+    return fragmentLayout == 1;
   }
   void bias(bf16* Y, const float* b, int64_t T, int n, int ld) {
     if (!b) return;
@@ -922,7 +1452,9 @@ struct GpuEngineImpl {
             convDecodeKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, inner, K);
             LAUNCHED();
           } else {
-            convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
+            if (inner % 8 == 0 && K <= kConvMaxK)
+              conv8Kernel<<<unsigned(T), std::min(256, (inner / 8 + 31) / 32 * 32), 0, stream>>>(U, w.tail, w.convWT, w.convB, V, L, inner, K);
+            else convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
             LAUNCHED();
             convTailKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, B, L, inner, K);
             LAUNCHED();
@@ -944,10 +1476,17 @@ struct GpuEngineImpl {
               bias(E, w.encB, T, h * f + h * dh, h * f + h * dh);
               a.ENC = E, a.ldEnc = h * f + h * dh;
             }
-            a.C = dh <= 64 ? 64 : 32;
-            const size_t shm = (size_t(F) * dh + F + 2 * size_t(a.C) * F + size_t(a.C) * dh + size_t(a.C) * a.C + a.C) * 4;
-            CK(cudaFuncSetAttribute(laPrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shm)));
-            laPrefillKernel<<<B * h, 256, shm, stream>>>(a);
+            if (tensorCorePrefill && laTcFits(F, dh, f)) {
+              LaTcLayout lay = laTcLayout(F, dh, f);
+              lay.knownLayout = fragmentLayoutKnown();
+              CK(cudaFuncSetAttribute(laPrefillTcKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(lay.bytes)));
+              laPrefillTcKernel<<<B * h, kLaTcWarps * 32, lay.bytes, stream>>>(a, lay);
+            } else {
+              a.C = dh <= 64 ? 64 : 32;
+              const size_t shm = (size_t(F) * dh + F + 2 * size_t(a.C) * F + size_t(a.C) * dh + size_t(a.C) * a.C + a.C) * 4;
+              CK(cudaFuncSetAttribute(laPrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shm)));
+              laPrefillKernel<<<B * h, 256, shm, stream>>>(a);
+            }
           }
           LAUNCHED();
           outIn = h * dh;
@@ -969,8 +1508,15 @@ struct GpuEngineImpl {
             LAUNCHED();
           }
           SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
-          if (decode) swDecodeKernel<<<B * h, 256, 0, stream>>>(a);
-          else swAttentionKernel<<<blocksFor(T * h * 32, 256), 256, 0, stream>>>(a);
+          if (decode) {
+            swDecodeKernel<<<B * h, 256, 0, stream>>>(a);
+          } else if (tensorCorePrefill && swTcFits(dh, Lc.windowLeft, d)) {
+            const SwTcLayout lay = swTcLayout(dh, Lc.windowLeft);
+            CK(cudaFuncSetAttribute(swPrefillTcKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(lay.bytes)));
+            swPrefillTcKernel<<<dim3((L + kSwTcQ - 1) / kSwTcQ, h, B), kSwTcWarps * 32, lay.bytes, stream>>>(a, lay);
+          } else {
+            swAttentionKernel<<<blocksFor(T * h * 32, 256), 256, 0, stream>>>(a);
+          }
           LAUNCHED();
           ringWriteKernel<<<blocksFor(int64_t(B) * std::min(L, Lc.windowLeft + 1) * d, 256), 256, 0, stream>>>(U, w.keys, w.values, pos, B, L, d, Lc.windowLeft);
           LAUNCHED();
@@ -1050,6 +1596,12 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
         G.mixInB = uploadF32(w.inProj.b, w.inProj.out);
         G.mixInOut = w.inProj.out;
         G.convW = uploadF32(w.convW, size_t(L.convInner) * L.convKernel);
+        {
+          std::vector<float> wt(size_t(L.convInner) * L.convKernel);
+          for (int c = 0; c < L.convInner; ++c)
+            for (int j = 0; j < L.convKernel; ++j) wt[size_t(j) * L.convInner + c] = w.convW[size_t(c) * L.convKernel + j];
+          G.convWT = uploadF32(wt.data(), wt.size());
+        }
         G.convB = uploadF32(w.convB, L.convInner);
         slotState = size_t(L.convKernel - 1) * L.convInner;
         G.tail = devAlloc<float>(slotState * maxBatch);
@@ -1220,6 +1772,7 @@ void GpuEngine::forward(const int32_t* tokens, int B, int L, const int* prefixLe
   CK(cudaMemcpyAsync(g.encLen, enc.data(), B * 4, cudaMemcpyHostToDevice, g.stream));
   CK(cudaMemcpyAsync(g.rows, rows.data(), B * 8, cudaMemcpyHostToDevice, g.stream));
   g.run(B, L, false, allLogits);
+  g.collect();
   if (logits) {
     const int64_t R = allLogits ? T : B;
     logits->resize(size_t(R) * g.cfg.vocabPadded);
@@ -1290,6 +1843,48 @@ double GpuEngine::copyBandwidth() {
   CK(cudaFree(a));
   CK(cudaFree(b));
   return 2.0 * n / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+double GpuEngine::gemmPeakTflops(int n) {
+#ifdef BASED_HAVE_CUBLAS
+  // a plain cuBLAS bf16 GEMM (n x n x n, fp32 accumulation, bf16 out) on random data: the ceiling the dense
+  // parts of prefill are measured against
+  cublasHandle_t h;
+  CK(cublasCreate(&h));
+  const size_t nn = size_t(n) * n;
+  std::vector<bf16> host(nn);
+  uint32_t r = 12345;
+  for (auto& x : host) r = r * 1664525u + 1013904223u, x = __float2bfloat16(float(int(r >> 9) - (1 << 22)) / float(1 << 22));
+  bf16 *A = devAlloc<bf16>(nn), *Bm = devAlloc<bf16>(nn), *C = devAlloc<bf16>(nn);
+  CK(cudaMemcpy(A, host.data(), nn * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(Bm, host.data(), nn * 2, cudaMemcpyHostToDevice));
+  const float alpha = 1.f, beta = 0.f;
+  auto once = [&] {
+    CK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, A, CUDA_R_16BF, n, Bm, CUDA_R_16BF, n, &beta, C, CUDA_R_16BF, n,
+                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  };
+  for (int i = 0; i < 3; ++i) once();
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int i = 0; i < 10; ++i) {
+    CK(cudaEventRecord(e0));
+    once();
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float t;
+    CK(cudaEventElapsedTime(&t, e0, e1));
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  CK(cudaFree(A)), CK(cudaFree(Bm)), CK(cudaFree(C));
+  cublasDestroy(h);
+  return 2.0 * double(n) * n * n / (ms[ms.size() / 2] * 1e-3) / 1e12;
+#else
+  (void)n;
+  return 0;
+#endif
 }
 
 namespace {

@@ -40,8 +40,11 @@ class GpuEngine {
   double decodeStepBytes(int B) const;
   // Measured device-to-device copy bandwidth, GB/s counting read + write.
   static double copyBandwidth();
+  // Measured rate of a plain cuBLAS bf16 n^3 GEMM, TFLOP/s (0 where the build has no cuBLAS).
+  static double gemmPeakTflops(int n = 8192);
   void synchronize() const;
-  // Milliseconds per kernel category summed over profiled (EVAPORATE_GPU_PROFILE=1) generate() steps.
+  // Milliseconds per kernel category summed over profiled (EVAPORATE_GPU_PROFILE=1) generate() steps and
+  // forwards; "gflop <category>" entries hold the GEMM operations (1e9) filed under that category.
   std::map<std::string, double> profileMs() const;
 
  private:

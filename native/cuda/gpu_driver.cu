@@ -208,7 +208,41 @@ static int bench(const std::string& cfgPath, const std::string& label, int genB,
   auto model = randomModel(parseConfig(readFile(cfgPath)), 7);
   const ModelConfig& c = model->cfg;
   const double bw = GpuEngine::copyBandwidth();
-  if (std::getenv("EVAPORATE_GPU_PROFILE")) {  // where one decode step's time goes, per kernel category
+  const char* profileMode = std::getenv("EVAPORATE_GPU_PROFILE");
+  if (profileMode && std::string(profileMode) == "prefill") {  // where a preB x preL prefill's time goes
+    GpuEngine eng(*model, preB, int64_t(preB) * preL);
+    std::vector<int32_t> pre(size_t(preB) * preL);
+    for (size_t i = 0; i < pre.size(); ++i) pre[i] = int32_t((i * 104729 + 5) % c.vocab);
+    eng.forward(pre.data(), preB, std::min(preL, 1024), nullptr, false, nullptr);  // warm-up
+    auto warm = eng.profileMs();
+    eng.resetSlots(preB);
+    eng.forward(pre.data(), preB, preL, nullptr, false, nullptr);
+    auto after = eng.profileMs();
+    const double peak = GpuEngine::gemmPeakTflops(8192);
+    double total = 0, gemmMs = 0, gflop = 0;
+    for (auto& [k, ms] : after) {
+      const double v = ms - warm[k];
+      if (k.rfind("gflop ", 0) == 0) gflop += v;
+      else total += v, gemmMs += k.rfind("gemm", 0) == 0 ? v : 0;
+    }
+    std::string cats;
+    for (auto& [k, ms] : after) {
+      if (k.rfind("gflop ", 0) == 0 || k == "start") continue;
+      const double v = ms - warm[k];
+      std::printf("PREFILL %s %-18s %9.2f ms (%4.1f%%)\n", label.c_str(), k.c_str(), v, 100 * v / total);
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%s\"%s\":%.2f", cats.empty() ? "" : ",", k.c_str(), v);
+      cats += buf;
+    }
+    const double tflops = gflop / 1e3 / (gemmMs / 1e3);
+    std::printf(
+        "RESULT {\"engine\":\"evaporate-cuda-prefill-profile\",\"model\":\"%s\",\"prefill_batch\":%d,\"prefill_len\":%d,"
+        "\"total_ms\":%.1f,\"gemm_ms\":%.1f,\"gemm_tflop\":%.1f,\"gemm_tflops\":%.1f,\"cublas_peak_tflops\":%.1f,"
+        "\"gemm_fraction_of_peak\":%.3f,\"ms_by_category\":{%s}}\n",
+        label.c_str(), preB, preL, total, gemmMs, gflop / 1e3, tflops, peak, peak > 0 ? tflops / peak : 0.0, cats.c_str());
+    return 0;
+  }
+  if (profileMode) {  // where one decode step's time goes, per kernel category
     GpuEngine eng(*model, genB, int64_t(genB) * 16);
     std::vector<int32_t> prompt(size_t(genB) * 16, 7), first(genB, 11);
     eng.forward(prompt.data(), genB, 16, nullptr, false, nullptr);
@@ -220,9 +254,9 @@ static int bench(const std::string& cfgPath, const std::string& label, int genB,
     eng.generate(genB, first.data(), 8, false);
     auto after = eng.profileMs();
     double total = 0;
-    for (auto& [k, ms] : after) total += ms - warm[k];
+    for (auto& [k, ms] : after) total += k.rfind("gflop ", 0) == 0 ? 0 : ms - warm[k];
     for (auto& [k, ms] : after)
-      std::printf("PROFILE %s %-18s %.4f ms/step (%.0f%%)\n", label.c_str(), k.c_str(), (ms - warm[k]) / 8, 100 * (ms - warm[k]) / total);
+      if (k.rfind("gflop ", 0) != 0) std::printf("PROFILE %s %-18s %.4f ms/step (%.0f%%)\n", label.c_str(), k.c_str(), (ms - warm[k]) / 8, 100 * (ms - warm[k]) / total);
     return 0;
   }
   const int64_t maxTokens = std::max<int64_t>(int64_t(preB) * preL, int64_t(genB) * 16);
