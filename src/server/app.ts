@@ -72,8 +72,9 @@ function sameSecret(given: string, expected: string): boolean {
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   // Coercion as fastify's default minus arrays: query strings still turn "5" into 5, but a one-item array
-  // is no longer accepted where a string is expected (name: ["a"]).
-  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024, ajv: { customOptions: { coerceTypes: true } } });
+  // is no longer accepted where a string is expected (name: ["a"]). Union types (a query parameter is a string,
+  // number, boolean or null) are meant: allowed outright, instead of a strict-mode warning on every start.
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024, ajv: { customOptions: { coerceTypes: true, allowUnionTypes: true } } });
   app.decorate('ctx', ctx);
   limitJsonDepth(app);
 
