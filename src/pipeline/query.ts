@@ -8,7 +8,7 @@
  * stmt.readonly and stmt.reader, and an authorizer-like check of EXPLAIN's OpenRead opcodes: every b-tree the
  * statement opens must belong to an allowed table of the main database.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Db } from '../store/database.js';
@@ -164,10 +164,35 @@ let runningQueries = 0;
  * SQLITE_DEFAULT_MEMSTATUS=0, and without memory statistics that limit is never checked. Elsewhere (macOS)
  * the limit is not enforced and only the heap cap and the time limit apply.
  */
-function queryProcess(memoryMb: number): { command: string; args: string[] } {
-  const node = [`--max-old-space-size=${Math.max(32, Math.min(256, Math.floor(memoryMb / 2)))}`, '-e', CHILD];
+function heapFlag(memoryMb: number): string {
+  return `--max-old-space-size=${Math.max(32, Math.min(256, Math.floor(memoryMb / 2)))}`;
+}
+
+let startupDataKb: Promise<number> | undefined;
+
+/**
+ * The data segment a bare Node process holds before it does anything: address space V8 reserves and never
+ * touches (about 50 MB on Node 20, 575 MB on Node 24). RLIMIT_DATA counts it, so the query's allowance goes on
+ * top of it; a fixed limit would leave Node 24 unable to start. Read once per process, from a child run the
+ * same way as the query process.
+ */
+function nodeStartupDataKb(memoryMb: number): Promise<number> {
+  startupDataKb ??= new Promise((resolve) => {
+    const probe = "process.stdout.write(String(/VmData:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]))";
+    execFile(process.execPath, [heapFlag(memoryMb), '-e', probe], { env: {}, timeout: 10_000 }, (error, stdout) => {
+      const kb = Number(stdout);
+      // Without a reading, assume the largest reservation seen (Node 24) rather than a limit Node cannot start under.
+      resolve(!error && Number.isFinite(kb) && kb > 0 ? kb : 600 * 1024);
+    });
+  });
+  return startupDataKb;
+}
+
+async function queryProcess(memoryMb: number): Promise<{ command: string; args: string[] }> {
+  const node = [heapFlag(memoryMb), '-e', CHILD];
   if (process.platform !== 'linux') return { command: process.execPath, args: node };
-  return { command: '/bin/sh', args: ['-c', `ulimit -d ${Math.floor(memoryMb * 1024)} && exec "$0" "$@"`, process.execPath, ...node] };
+  const limitKb = (await nodeStartupDataKb(memoryMb)) + Math.floor(memoryMb * 1024);
+  return { command: '/bin/sh', args: ['-c', `ulimit -d ${limitKb} && exec "$0" "$@"`, process.execPath, ...node] };
 }
 
 /** Error text never names where the database lives. */
@@ -206,9 +231,9 @@ async function runQueryProcess(db: Db, request: QueryRequest, options: QueryOpti
   // other virtual table by name, quoted or not, so a VOpen in the plan is then one of those two.
   const jsonFunctions = JSON_TABLE_FUNCTIONS.test(sqlSkeleton(request.sql).toLowerCase());
   const payload = JSON.stringify({ file, sql: request.sql, params: request.params, offset, limit, allowed: allowedTables(db), catalog: CATALOG_TABLES, memoryMb, jsonFunctions });
+  const { command, args } = await queryProcess(memoryMb);
   const t0 = performance.now();
   const out = await new Promise<{ columns: string[]; rows: unknown[][]; hasMore: boolean }>((resolve, reject) => {
-    const { command, args } = queryProcess(memoryMb);
     const child = spawn(command, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { EVAPORATE_BETTER_SQLITE3: betterSqlitePath, PATH: process.env.PATH ?? '' },
