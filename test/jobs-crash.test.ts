@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,18 +8,12 @@ import { openDatabase, type Db } from '../src/store/database.js';
 import { enqueueJob } from '../src/jobs/store.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { demoAnswers, seedCorpus } from './jobs-demo-handler.js';
+import { watchLines, type WatchedChild } from './child-lines.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const childScript = path.join(root, 'test', 'jobs-child-runner.ts');
 
-interface Child {
-  proc: ChildProcess;
-  lines: string[];
-  exited: Promise<number | null>;
-  waitFor(pattern: RegExp): Promise<string>;
-}
-
-function startChild(dbPath: string, llmUrl: string): Child {
+function startChild(dbPath: string, llmUrl: string): WatchedChild {
   // One process (node with the tsx loader), not the tsx CLI, which would leave its node child alive on SIGKILL.
   const proc = spawn(process.execPath, ['--import', 'tsx', childScript, dbPath, llmUrl], {
     cwd: root,
@@ -31,42 +25,7 @@ function startChild(dbPath: string, llmUrl: string): Child {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (l: string) => void }[] = [];
-  let buf = '';
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) {
-        if (w.pattern.test(line)) w.resolve(line);
-        else waiters.push(w);
-      }
-    }
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('close', (code) => {
-      if (code !== 0 && code !== null) console.error(stderr);
-      resolve(code);
-    }),
-  );
-  return {
-    proc,
-    lines,
-    exited,
-    waitFor: (pattern) =>
-      new Promise((resolve, reject) => {
-        const hit = lines.find((l) => pattern.test(l));
-        if (hit) return resolve(hit);
-        waiters.push({ pattern, resolve });
-        void exited.then(() => setTimeout(() => reject(new Error(`child exited before ${pattern}: ${stderr}`)), 50));
-      }),
-  };
+  return watchLines(proc, { logStderrOnFailure: true });
 }
 
 function tmpDb(): string {

@@ -16,6 +16,7 @@ import { enqueueJob } from '../src/jobs/store.js';
 import { parseExtractRequest, EXTRACT_JOB_KIND } from '../src/pipeline/service.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { scriptModel, swdeDir } from './pipeline-script.js';
+import { watchLines } from './child-lines.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const script = path.join(root, 'test', 'jobs-child-extract.ts');
@@ -28,34 +29,7 @@ function child(dbPath: string, llmUrl: string) {
     env: { ...process.env, EVAPORATE_JOB_LEASE_MS: '1500', EVAPORATE_JOB_HEARTBEAT_MS: '300', EVAPORATE_JOB_POLL_MS: '100' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  let stderr = '';
-  let buf = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  proc.stderr!.on('data', (d) => (stderr += d));
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) (w.re.test(line) ? w.resolve : () => waiters.push(w))();
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
-  return {
-    proc,
-    lines,
-    exited,
-    stderr: () => stderr,
-    waitFor: (re: RegExp) =>
-      new Promise<void>((resolve, reject) => {
-        if (lines.some((l) => re.test(l))) return resolve();
-        waiters.push({ re, resolve });
-        void exited.then(() => setTimeout(() => reject(new Error(`exited before ${re}: ${stderr.slice(-2000)}`)), 50));
-      }),
-  };
+  return watchLines(proc);
 }
 
 describe('the extract job survives SIGKILL', () => {

@@ -5,7 +5,7 @@
  * labelled fixture pages (wrapper induction, no model), plus one deliberately slow but correct function so a
  * shard takes long enough (about 40 ms a document) to be interrupted in the middle.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,7 @@ import { setLabels } from '../src/store/labels.js';
 import { startDefaultJobSystem } from '../src/app/job-system.js';
 import { jobEvents } from '../src/jobs/events.js';
 import { EXTRACT_JOB_KIND, parseExtractRequest } from '../src/pipeline/service.js';
+import { watchLines, type WatchedChild } from './child-lines.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'fixtures', 'shards');
@@ -109,12 +110,7 @@ async function extract(
   }
 }
 
-interface WorkerProc {
-  proc: ChildProcess;
-  lines: string[];
-  exited: Promise<number | null>;
-  waitFor(re: RegExp): Promise<string>;
-}
+type WorkerProc = WatchedChild;
 
 function worker(queue: string, env: Record<string, string> = {}): WorkerProc {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'worker', '--redis', redisUrl, '--concurrency', '1'], {
@@ -130,35 +126,7 @@ function worker(queue: string, env: Record<string, string> = {}): WorkerProc {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
-  let buf = '';
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) if (w.re.test(line)) w.resolve(line);
-      else waiters.push(w);
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
-  return {
-    proc,
-    lines,
-    exited,
-    waitFor: (re) =>
-      new Promise<string>((resolve, reject) => {
-        const seen = lines.find((l) => re.test(l));
-        if (seen) return resolve(seen);
-        waiters.push({ re, resolve });
-        void exited.then(() => setTimeout(() => reject(new Error(`worker exited before ${re}: ${stderr.slice(-2000)}`)), 50));
-      }),
-  };
+  return watchLines(proc);
 }
 
 async function startWorkers(queue: string, n: number, env: Record<string, string> = {}): Promise<WorkerProc[]> {
