@@ -9,15 +9,7 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/based-gpu-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-# cuBLAS: the toolkit's own, or the one PyTorch ships
-BLAS_FLAGS=""
-if [ ! -f /usr/local/cuda/include/cublas_v2.h ]; then
-  NV=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))' 2>/dev/null)
-  [ -n "$NV" ] && BLAS_FLAGS="-I$NV/include -L$NV/lib -Xlinker -rpath=$NV/lib"
-fi
-SRC="native/cuda/cuda_backend.cu native/cuda/gpu_driver.cu native/src/engine.cpp native/src/cpu_backend.cpp native/src/cpu_kernels.cpp native/src/model.cpp native/src/safetensors.cpp native/src/json.cpp native/src/threadpool.cpp native/src/backend_select.cpp"
-nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xcompiler -pthread,-march=x86-64-v2 $SRC $BLAS_FLAGS -lcublas -ldl \
-  -o /tmp/based_gpu 2>&1 | tee "$OUT/build.log" | grep -E "error" && exit 1
+source "$(dirname "$0")/build-driver.sh"
 ls -la /tmp/based_gpu || exit 1
 {
   for gemm in cublas wmma; do
