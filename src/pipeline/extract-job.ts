@@ -380,15 +380,15 @@ interface CorpusPass {
 async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, docIds: number[]): Promise<CorpusPass> {
   const { deps, ctx } = run;
   const batchSize = deps.settings.pipeline.batchSize;
-  const evaluations = specs.reduce((n, s) => n + learned.kept.get(s.name)!.length, 0) * docIds.length;
+  const functionsOf = new Map(specs.map((s) => [s.name, learned.kept.get(s.name)!.map((k) => ({ id: k.id, source: k.source }))]));
+  const functionEvaluations = [...functionsOf.values()].reduce((n, fns) => n + fns.length, 0) * docIds.length;
   if (deps.shards) {
-    const attributes = specs.map((s) => ({ name: s.name, functions: learned.kept.get(s.name)!.map((k) => ({ id: k.id, source: k.source })) }));
+    const attributes = specs.map((s) => ({ name: s.name, functions: functionsOf.get(s.name)! }));
     const load = (ids: number[]) => repo.loadDocuments(deps.db, ids).map(sandboxDoc);
     const batches = await run.timed('corpus', () => shardedCorpusPass(deps.shards!, ctx, { attributes, docIds, batchSize, load }));
-    return { batches, functionEvaluations: evaluations };
+    return { batches, functionEvaluations };
   }
   const batches: Record<string, BatchOutputs>[] = [];
-  let functionEvaluations = 0;
   // Failures per function over the whole pass (the sandbox disables a function past its limit for the job);
   // each checkpointed batch records the counts after it, so a resumed job picks them up where it stopped.
   const failures = new Map(specs.map((s) => [s.name, new Map<string, number>()]));
@@ -399,15 +399,11 @@ async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, do
       ctx.checkpoint(`batch:${b}`, async () => {
         const docs = repo.loadDocuments(deps.db, ids).map(sandboxDoc);
         const result: Record<string, BatchOutputs> = Object.create(null); // keyed by attribute name
-        for (const spec of specs)
-          result[spec.name] = await runBatch(deps.sandbox, learned.kept.get(spec.name)!.map((k) => ({ id: k.id, source: k.source })), docs, failures.get(spec.name));
+        for (const spec of specs) result[spec.name] = await runBatch(deps.sandbox, functionsOf.get(spec.name)!, docs, failures.get(spec.name));
         return result;
       }),
     );
-    for (const spec of specs) {
-      functionEvaluations += learned.kept.get(spec.name)!.length * ids.length;
-      failures.set(spec.name, new Map(Object.entries(out[spec.name].failures ?? {})));
-    }
+    for (const spec of specs) failures.set(spec.name, new Map(Object.entries(out[spec.name].failures ?? {})));
     batches.push(out);
   }
   ctx.progress('aggregation', docIds.length, docIds.length);
