@@ -159,9 +159,14 @@ export function scoreSpan(attribute: string, predicted: RawValue, gold: readonly
  * Typed-value accuracy: 1 when the value, typed as the column stores it ("June 2010" -> 2010-06), equals the
  * gold typed the same way (both empty counts as equal), else 0.
  */
+/** Values as the table types them (the attribute's own label read off first), compared normalized. */
+function typedKey(attribute: string, values: readonly string[], type: AttributeType): string | null {
+  return normalizeForComparison(values.map((v) => String(typedValue(withoutAttributeLabel(attribute, v).trim(), type))));
+}
+
+/** A function's raw output against the gold, both typed the same way: 1 when they match. */
 export function scoreTyped(attribute: string, predicted: RawValue, gold: readonly string[], type: AttributeType): number {
-  const key = (values: string[]) => normalizeForComparison(values.map((v) => String(typedValue(withoutAttributeLabel(attribute, v).trim(), type))));
-  return key(valuesOf(predicted)) === key([...gold]) ? 1 : 0;
+  return typedKey(attribute, valuesOf(predicted), type) === typedKey(attribute, gold, type) ? 1 : 0;
 }
 
 export interface AttributeScore {
@@ -252,9 +257,9 @@ export function evaluateTable(db: Db, corpusId: number, gold: Gold): EvalReport 
 }
 
 /** A stored cell (already typed) against gold typed the way the column types: equal comparison keys. */
+/** A stored cell (already typed) against the gold typed the same way. */
 function typedMatches(attribute: string, stored: string[], gold: readonly string[], type: AttributeType): boolean {
-  const goldKey = normalizeForComparison(gold.map((v) => String(typedValue(withoutAttributeLabel(attribute, v).trim(), type))));
-  return normalizeForComparison(stored.map((v) => withoutAttributeLabel(attribute, v))) === goldKey;
+  return normalizeForComparison(stored.map((v) => withoutAttributeLabel(attribute, v))) === typedKey(attribute, gold, type);
 }
 
 /**
