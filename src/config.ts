@@ -152,6 +152,12 @@ export interface Settings {
     pollMs: number;
     /** Shards one `evaporate worker` runs at once. */
     workerConcurrency: number;
+    /** With a queue, the direct-extraction fallback runs on workers that have an extraction model (false = here). */
+    direct: boolean;
+    /** Direct-extraction calls per shard. */
+    directCalls: number;
+    /** Direct-extraction calls of this coordinator in flight at once, over all workers. */
+    directInFlight: number;
   };
   induction: {
     /** Most candidate functions wrapper induction hands to scoring per attribute. */
@@ -289,6 +295,9 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       inFlight: envNumber('EVAPORATE_SHARD_IN_FLIGHT', 8),
       pollMs: envNumber('EVAPORATE_SHARD_POLL_MS', 500),
       workerConcurrency: envNumber('EVAPORATE_WORKER_CONCURRENCY', 1),
+      direct: envString('EVAPORATE_SHARD_DIRECT', '1') !== '0',
+      directCalls: envNumber('EVAPORATE_SHARD_DIRECT_CALLS', 16),
+      directInFlight: envNumber('EVAPORATE_SHARD_DIRECT_IN_FLIGHT', 64),
     },
     induction: {
       maxCandidates: envNumber('EVAPORATE_INDUCTION_CANDIDATES', 10),

@@ -3,7 +3,7 @@
  * not fit the shard it issued, and keeps only failure counts of the shard's own functions.
  */
 import { describe, expect, it } from 'vitest';
-import { checkOutputs, parseShard, PROTOCOL_VERSION } from '../src/shards/protocol.js';
+import { checkDirectOutputs, checkOutputs, parseDirectShard, parseShard, PROTOCOL_VERSION, toWire } from '../src/shards/protocol.js';
 
 const issued = {
   attributes: [{ name: 'title', functions: [{ id: 'f1', source: 'function extract(t) { return t; }' }, { id: 'f2', source: 'function extract() { return null; }' }] }],
@@ -35,5 +35,27 @@ describe('shard protocol', () => {
     expect(() => parseShard({ ...shard, v: PROTOCOL_VERSION + 1 })).toThrow(/as new as the coordinator/);
     expect(() => parseShard({ ...shard, documents: [{ id: 7 }] })).toThrow(/documents/);
     expect(() => parseShard({ ...shard, attributes: [{ name: 'title', functions: [{ id: 1 }] }] })).toThrow(/functions/);
+  });
+
+  it('a direct-extraction result is one well-formed outcome per call issued', () => {
+    const ok = { ok: { texts: ['{"value":"K1"}'], usage: { promptTokens: 120, completionTokens: 8 }, model: 'm', latencyMs: 30 } };
+    const error = { error: { code: 'llm_truncated', message: 'cut at max_tokens' } };
+    expect(checkDirectOutputs(2, [ok, error])).toEqual([ok, error]);
+    expect(() => checkDirectOutputs(3, [ok, error])).toThrow(/list of 3 call outcomes/);
+    expect(() => checkDirectOutputs(1, [{ ok: { ...ok.ok, usage: { promptTokens: -5, completionTokens: 0 } } }])).toThrow(/usage/);
+    expect(() => checkDirectOutputs(1, [{ ok: { ...ok.ok, texts: [3] } }])).toThrow(/texts/);
+    expect(() => checkDirectOutputs(1, [{ nothing: true }])).toThrow(/\{ok: completion\} or \{error/);
+    // A worker's long error text is cut, not carried whole into the job's error.
+    expect(checkDirectOutputs(1, [{ error: { code: 'x', message: 'y'.repeat(5000) } }])[0]).toEqual({ error: { code: 'x', message: 'y'.repeat(1000) } });
+  });
+
+  it('a worker refuses a direct-extraction shard without calls or with malformed messages; only what a provider reads travels', () => {
+    const wire = toWire({ messages: [{ role: 'user', content: 'hi' }], role: 'extraction', model: 'm', maxTokens: 10, jsonMode: true });
+    expect(wire).toEqual({ messages: [{ role: 'user', content: 'hi' }], role: 'extraction', model: 'm', maxTokens: 10, jsonMode: true });
+    const shard = { v: PROTOCOL_VERSION, run: 'j1.abc', jobId: 1, index: 0, calls: [wire] };
+    expect(parseDirectShard(shard)).toEqual(shard);
+    expect(() => parseDirectShard({ ...shard, calls: [] })).toThrow(/lists calls/);
+    expect(() => parseDirectShard({ ...shard, calls: [{ messages: [{ role: 'tool', content: 'x' }] }] })).toThrow(/lists calls/);
+    expect(() => parseDirectShard({ ...shard, v: 0 })).toThrow(/as new as the coordinator/);
   });
 });

@@ -101,14 +101,47 @@ export function requireModels(llm: LlmProvider, roles: readonly ModelRole[], hin
   throw notConfiguredError(missing.length === 1 ? missing[0] : undefined, vars, hint);
 }
 
+function endpointProvider(config: LlmConfig, settings: Settings): OpenAiProvider {
+  return new OpenAiProvider({
+    baseURL: config.baseURL,
+    apiKey: config.apiKey,
+    defaultMaxTokens: settings.llm.defaultMaxTokens,
+    // 0 = no limit reaches the transport too; otherwise the timeout wrapper decides and these are backstops.
+    clientTimeoutMs: settings.llm.timeoutMs > 0 ? settings.llm.timeoutMs * 2 : 0,
+  });
+}
+
+/** Timeout, rate limit and retry: what every process that talks to a model wraps around it. */
+function transportStack(raw: LlmProvider, settings: Settings, limiter?: RateLimiter, retry?: Partial<RetryOptions>): LlmProvider {
+  const l = settings.llm;
+  let p: LlmProvider = withTimeout(raw, l.timeoutMs);
+  p = withRateLimit(p, limiter ?? sharedLimiter(raw.name, settings));
+  return withRetry(p, { maxRetries: l.maxRetries, baseDelayMs: l.retryBaseMs, maxDelayMs: l.retryMaxMs, ...retry });
+}
+
+/**
+ * The model of an `evaporate worker` that serves direct-extraction shards: timeout, rate limit and retry
+ * only. Cache, ledger and budget belong to the coordinator, which owns the database and the job's account.
+ * Undefined when this process has no extraction model configured. Credentials are read here, once, so the
+ * caller may remove them from the environment afterwards.
+ */
+export function createWorkerLlm(options: { settings: Settings; config?: LlmConfig; provider?: LlmProvider; model?: string; limiter?: RateLimiter }): { provider: LlmProvider; model: string } | undefined {
+  const { settings } = options;
+  if (options.provider) {
+    if (!options.model) throw new Error('createWorkerLlm: a caller-supplied provider needs the model name it serves');
+    return { provider: transportStack(options.provider, settings, options.limiter), model: options.model };
+  }
+  const config = options.config ?? llmConfigFromEnv();
+  if (config.missing.extraction.length > 0) return undefined;
+  return { provider: transportStack(endpointProvider(config, settings), settings, options.limiter), model: config.models.extraction! };
+}
+
 /** Wraps a raw provider in the full stack. */
 export function composeLlm(raw: LlmProvider, options: ComposeOptions): LlmProvider {
   const l = options.settings.llm;
   const prices = options.prices ?? loadPrices(l.prices);
   const ledger = new Ledger(options.db);
-  let p: LlmProvider = withTimeout(raw, l.timeoutMs);
-  p = withRateLimit(p, options.limiter ?? sharedLimiter(raw.name, options.settings));
-  p = withRetry(p, { maxRetries: l.maxRetries, baseDelayMs: l.retryBaseMs, maxDelayMs: l.retryMaxMs, ...options.retry });
+  let p = transportStack(raw, options.settings, options.limiter, options.retry);
   p = withLedger(p, ledger, prices);
   p = withBudget(p, {
     ledger,
@@ -138,15 +171,7 @@ export function createLlm(options: CreateLlmOptions): LlmProvider {
     schema: ready('schema') ? config.models.schema : undefined,
     default: ready('extraction') ? config.models.extraction : undefined,
   };
-  const raw =
-    options.provider ??
-    new OpenAiProvider({
-      baseURL: config.baseURL,
-      apiKey: config.apiKey,
-      defaultMaxTokens: l.defaultMaxTokens,
-      // 0 = no limit reaches the transport too; otherwise the timeout wrapper decides and these are backstops.
-      clientTimeoutMs: l.timeoutMs > 0 ? l.timeoutMs * 2 : 0,
-    });
+  const raw = options.provider ?? endpointProvider(config, options.settings);
   return composeLlm(raw, {
     ...options,
     models,

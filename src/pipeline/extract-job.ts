@@ -3,6 +3,7 @@
  * corpus batches in the sandbox -> label model -> materialized table. Every unit of work goes through
  * ctx.checkpoint, so a killed job resumes where it stopped and a re-run reuses the LLM cache.
  */
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import type { Db } from '../store/database.js';
 import type { Settings } from '../config.js';
 import type { CallContext, CompletionRequest, CompletionResult, LlmProvider, ModelRole } from '../llm/types.js';
@@ -53,6 +54,8 @@ export interface ExtractDeps {
   extraCandidates?: (input: { corpusId: number; attribute: AttributeSpec; sample: PipelineDocument[]; silver: SilverLabels }) => Promise<Candidate[]>;
   /** Where the corpus pass runs when not in this process (worker processes over Redis: src/shards). */
   shards?: ShardRunner;
+  /** Serves the direct-extraction fallback when not `llm` (the workers' model over Redis: src/shards). */
+  fallbackLlm?: LlmProvider;
 }
 
 export interface AttributeSummary {
@@ -86,8 +89,9 @@ export interface ExtractResult {
 }
 
 /** Counts what this run of the job asked of the model (the ledger in src/llm is the durable account). */
-function metered(llm: LlmProvider) {
-  const m = { calls: 0, cachedCalls: 0, promptTokens: 0, completionTokens: 0, directPromptTokens: 0, directCalls: 0 };
+type Meter = { calls: number; cachedCalls: number; promptTokens: number; completionTokens: number; directPromptTokens: number; directCalls: number };
+
+function metered(llm: LlmProvider, m: Meter = { calls: 0, cachedCalls: 0, promptTokens: 0, completionTokens: 0, directPromptTokens: 0, directCalls: 0 }) {
   const provider: LlmProvider = {
     name: llm.name,
     async complete(request: CompletionRequest, context?: CallContext): Promise<CompletionResult> {
@@ -151,7 +155,9 @@ interface Run {
   corpus: ReturnType<typeof repo.corpusRow>;
   labelled: ReturnType<typeof labelledByAttribute>;
   llm: LlmProvider;
-  meter: ReturnType<typeof metered>['m'];
+  /** Where the direct-extraction fallback's calls go (counted in the same meter as `llm`). */
+  fallbackLlm: LlmProvider;
+  meter: Meter;
   call: CallContext;
   hasModel(role: ModelRole): boolean;
   stageMs: Record<string, number>;
@@ -173,9 +179,10 @@ function startRun(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Ru
   const inducible = (name: string) => deps.extraCandidates !== undefined && (labelled.get(name)?.withValue ?? 0) >= 2;
   const needed = new Set<ModelRole>(params.mode === 'open' ? ['schema', 'extraction', 'synthesis'] : []);
   if (params.mode === 'closed' && params.attributes!.some((a) => !inducible(a.name.trim()))) needed.add('synthesis').add('extraction');
-  if (params.fallbackDirect) needed.add('extraction');
   requireModels(deps.llm, [...needed], params.mode === 'closed' ? 'or label at least two documents of each attribute' : '');
+  if (params.fallbackDirect) requireModels(deps.fallbackLlm ?? deps.llm, ['extraction']);
   const { provider: llm, m } = metered(deps.llm);
+  const fallbackLlm = deps.fallbackLlm ? metered(deps.fallbackLlm, m).provider : llm;
   const stageMs: Record<string, number> = {};
   return {
     deps,
@@ -184,6 +191,7 @@ function startRun(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Ru
     corpus,
     labelled,
     llm,
+    fallbackLlm,
     meter: m,
     call: { jobId: ctx.jobId, signal: ctx.signal },
     hasModel: (role) => (deps.llm.missingFor?.(role) ?? []).length === 0,
@@ -464,19 +472,26 @@ async function decideCells(
 
 /** Direct extraction on the documents where every function abstained (up to the fallback limit); fills cells in place. */
 async function directFallback(run: Run, spec: AttributeSpec, attrCells: MaterialCell[]): Promise<void> {
-  const { deps, ctx, llm, call } = run;
+  const { deps, ctx, fallbackLlm, call } = run;
   const p = deps.settings.pipeline;
   const missing = attrCells.filter((c) => c.value === null).slice(0, p.fallbackMaxDocuments);
   const direct = await ctx.checkpoint(`attribute:${spec.name}:fallback`, async () => {
     const texts = repo.loadTexts(deps.db, missing.map((c) => c.documentId));
     const out: Record<number, string[] | null> = {};
-    await mapLimit(missing, directConcurrency(deps.settings), async (c) => {
+    let done = 0;
+    ctx.progress(`fallback ${spec.name}`, 0, missing.length);
+    // On workers, as many calls in flight as the coordinator lets through (they are gathered into shards);
+    // each of them listens to the job's signal.
+    const concurrency = deps.fallbackLlm ? deps.settings.shards.directInFlight : directConcurrency(deps.settings);
+    setMaxListeners(Math.max(getMaxListeners(ctx.signal), concurrency + 10), ctx.signal);
+    await mapLimit(missing, concurrency, async (c) => {
       out[c.documentId] = await extractDirect(
-        llm,
+        fallbackLlm,
         spec,
         { text: texts.get(c.documentId) ?? '' },
         { contextTokens: p.directContextTokens, maxTokens: p.directMaxTokens, maxTokensCeiling: p.directMaxTokensCeiling, call },
       );
+      ctx.progress(`fallback ${spec.name}`, ++done, missing.length);
     });
     return out;
   });

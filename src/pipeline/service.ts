@@ -80,6 +80,9 @@ export interface PipelineServices extends ExtractDeps {
   close(): Promise<void>;
 }
 
+/** The model name requests to the local engine carry (and `evaporate worker` serves them under). */
+export const LOCAL_MODEL_NAME = 'local-based';
+
 /**
  * The model stack of a job. With EVAPORATE_LOCAL_MODEL_DIR set, direct extraction (the per-document volume)
  * goes to the local BASED engine while schema discovery and synthesis stay on the configured endpoint; each
@@ -88,20 +91,26 @@ export interface PipelineServices extends ExtractDeps {
 export function pipelineLlm(db: Db, settings: Settings): LlmProvider {
   const remote = createLlm({ db, settings });
   if (!settings.local.modelDir) return remote;
-  // The engine batches concurrent requests into shared forwards, so the local route lets a full batch in at
-  // once, with no per-minute limits (those are an endpoint's account limits, not the machine's).
-  const limiter = sharedLimiter(`local-based@${settings.local.modelDir}`, {
-    ...settings,
-    llm: { ...settings.llm, concurrency: settings.local.maxBatch, requestsPerMinute: 0, tokensPerMinute: 0 },
-  });
+  const limiter = localLimiter(settings);
   const local = createLlm({
     db,
     settings,
     provider: sharedLocalProvider(settings.local),
-    models: { extraction: 'local-based', default: 'local-based' },
+    models: { extraction: LOCAL_MODEL_NAME, default: LOCAL_MODEL_NAME },
     limiter,
   });
   return routeByRole({ extraction: local, synthesis: remote, schema: remote });
+}
+
+/**
+ * The engine batches concurrent requests into shared forwards, so the local route lets a full batch in at
+ * once, with no per-minute limits (those are an endpoint's account limits, not the machine's).
+ */
+export function localLimiter(settings: Settings) {
+  return sharedLimiter(`${LOCAL_MODEL_NAME}@${settings.local.modelDir}`, {
+    ...settings,
+    llm: { ...settings.llm, concurrency: settings.local.maxBatch, requestsPerMinute: 0, tokensPerMinute: 0 },
+  });
 }
 
 // One engine per model and settings in a process: jobs that share it share its batches (and its memory).

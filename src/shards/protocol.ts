@@ -8,6 +8,7 @@
  * server that must then be running and reachable with an API key a worker would hold; with texts in the
  * payload a worker needs nothing but Redis, and the coordinator bounds memory by keeping few shards in flight.
  */
+import type { ChatMessage, CompletionRequest, CompletionResult } from '../llm/types.js';
 import type { ExtractionFunction, SandboxDocument } from '../sandbox/types.js';
 import type { BatchOutputs } from '../pipeline/aggregation.js';
 import type { ShardOutputs } from '../pipeline/corpus-shards.js';
@@ -75,3 +76,57 @@ for i = 1, #ARGV, 2 do
 end
 redis.call('PEXPIRE', KEYS[1], 86400000)
 return 1`;
+
+/** Direct-extraction calls travel on their own queue, which only workers with an extraction model listen to. */
+export const DIRECT_JOB_NAME = 'direct-calls';
+export const directQueueName = (queue: string) => `${queue}-direct`;
+
+/** A model request as it crosses Redis: only what a provider reads. */
+export type WireRequest = Pick<CompletionRequest, 'messages' | 'role' | 'model' | 'temperature' | 'maxTokens' | 'stop' | 'n' | 'jsonMode' | 'seed' | 'rejectTruncated'>;
+
+export interface DirectShardPayload {
+  v: number;
+  run: string;
+  jobId: number;
+  index: number;
+  calls: WireRequest[];
+}
+
+/** One call's outcome: the completion, or the error the worker's provider ended with (after its own retries). */
+export type CallOutcome = { ok: Omit<CompletionResult, 'cached'> } | { error: { code: string; message: string } };
+
+const MAX_ERROR_TEXT = 1000;
+
+export function toWire(request: CompletionRequest): WireRequest {
+  const { messages, role, model, temperature, maxTokens, stop, n, jsonMode, seed, rejectTruncated } = request;
+  return JSON.parse(JSON.stringify({ messages, role, model, temperature, maxTokens, stop, n, jsonMode, seed, rejectTruncated })) as WireRequest;
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** A worker's check of a direct-extraction shard read from Redis. */
+export function parseDirectShard(data: unknown): DirectShardPayload {
+  const d = data as Partial<DirectShardPayload> | null;
+  if (!d || d.v !== PROTOCOL_VERSION) throw new ShardProtocolError(`Shard protocol version ${String(d?.v)} is not ${PROTOCOL_VERSION}: is this worker as new as the coordinator?`);
+  if (!isStr(d.run) || !Number.isInteger(d.jobId) || !Number.isInteger(d.index)) throw new ShardProtocolError('A shard needs run, jobId and index.');
+  const okMessage = (m: unknown) => !!m && typeof m === 'object' && ['system', 'user', 'assistant'].includes((m as ChatMessage).role) && isStr((m as ChatMessage).content);
+  if (!Array.isArray(d.calls) || d.calls.length === 0 || !d.calls.every((c) => c && Array.isArray(c.messages) && c.messages.every(okMessage) && (c.model === undefined || isStr(c.model))))
+    throw new ShardProtocolError('A direct-extraction shard lists calls, each with messages [{role, content}].');
+  return d as DirectShardPayload;
+}
+
+/** The coordinator's check of a direct-extraction shard's result: one outcome per call issued, well formed. */
+export function checkDirectOutputs(calls: number, result: unknown): CallOutcome[] {
+  if (!Array.isArray(result) || result.length !== calls) throw new ShardProtocolError(`The result is not a list of ${calls} call outcomes.`);
+  return result.map((r: unknown, i) => {
+    const o = r as { ok?: Partial<CompletionResult>; error?: { code?: unknown; message?: unknown } } | null;
+    if (o?.ok) {
+      const ok = o.ok;
+      if (!Array.isArray(ok.texts) || !ok.texts.every(isStr) || !ok.usage || !isNum(ok.usage.promptTokens) || !isNum(ok.usage.completionTokens) || ok.usage.promptTokens < 0 || ok.usage.completionTokens < 0 || !isStr(ok.model))
+        throw new ShardProtocolError(`Call ${i}: a completion needs texts, usage {promptTokens, completionTokens} and model.`);
+      return { ok: { texts: ok.texts, usage: { promptTokens: ok.usage.promptTokens, completionTokens: ok.usage.completionTokens }, model: ok.model, latencyMs: isNum(ok.latencyMs) ? ok.latencyMs : 0 } };
+    }
+    if (o?.error && isStr(o.error.code) && isStr(o.error.message)) return { error: { code: o.error.code.slice(0, 100), message: o.error.message.slice(0, MAX_ERROR_TEXT) } };
+    throw new ShardProtocolError(`Call ${i}: an outcome is {ok: completion} or {error: {code, message}}.`);
+  });
+}

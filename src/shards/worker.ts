@@ -1,6 +1,8 @@
 /**
- * The worker's side of the shard queue: pulls shards from BullMQ and runs them in the same sandbox pool the
- * in-process pass uses. It needs Redis and nothing else (no database, no model endpoint, no API key).
+ * The worker's side of the shard queues: pulls corpus shards from BullMQ and runs them in the same sandbox pool
+ * the in-process pass uses, and, where it has an extraction model, direct-extraction shards through that model.
+ * It needs Redis and nothing else (no database; a model only for direct extraction). Its model's key lives
+ * in this process only: sandboxed functions run in child processes with an empty environment.
  *
  * Failure counts are job-wide across workers: before each shard the worker reads the run's counts from
  * Redis into the sandbox's failure map (so a function past its limit anywhere is disabled here), and adds
@@ -13,7 +15,9 @@ import type { Settings } from '../config.js';
 import { runBatch } from '../pipeline/aggregation.js';
 import type { ShardOutputs } from '../pipeline/corpus-shards.js';
 import type { Sandbox } from '../sandbox/types.js';
-import { failureField, failuresKey, parseShard, SHARD_JOB_NAME } from './protocol.js';
+import { isEvaporateError } from '../errors.js';
+import type { LlmProvider } from '../llm/types.js';
+import { DIRECT_JOB_NAME, directQueueName, failureField, failuresKey, parseDirectShard, parseShard, SHARD_JOB_NAME, type CallOutcome } from './protocol.js';
 
 export interface ShardWorker {
   /** Stops taking shards and lets the ones in hand finish (their results still reach the coordinator). */
@@ -21,12 +25,21 @@ export interface ShardWorker {
 }
 
 export interface ShardEvents {
-  onStart?(shard: { jobId: number; index: number; documents: number }): void;
-  onDone?(shard: { jobId: number; index: number; documents: number; ms: number }): void;
+  /** `documents` counts a direct-extraction shard's calls. */
+  onStart?(shard: { jobId: number; index: number; documents: number; kind?: 'direct' }): void;
+  onDone?(shard: { jobId: number; index: number; documents: number; ms: number; kind?: 'direct' }): void;
   onError?(error: Error): void;
 }
 
-export function startShardWorker(options: { settings: Settings['shards']; sandbox: Sandbox; concurrency?: number; events?: ShardEvents }): ShardWorker {
+export interface WorkerModel {
+  provider: LlmProvider;
+  /** The model name it serves; a shard asking for another is answered with model_mismatch, not served. */
+  model: string;
+  /** Direct-extraction shards at once (each runs its calls together through the provider's limiter). */
+  concurrency: number;
+}
+
+export function startShardWorker(options: { settings: Settings['shards']; sandbox: Sandbox; concurrency?: number; events?: ShardEvents; llm?: WorkerModel }): ShardWorker {
   const { settings, sandbox, events = {} } = options;
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
   redis.on('error', () => {});
@@ -59,10 +72,21 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
     events.onDone?.({ jobId: shard.jobId, index: shard.index, documents: shard.documents.length, ms: performance.now() - t0 });
     return out;
   };
-  const worker = new Worker(settings.queue, processor, {
+  const workers = [listen(settings, settings.queue, processor, options.concurrency ?? settings.workerConcurrency, events)];
+  if (options.llm) workers.push(listen(settings, directQueueName(settings.queue), directProcessor(options.llm, events), options.llm.concurrency, events));
+  return {
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      redis.disconnect();
+    },
+  };
+}
+
+function listen(settings: Settings['shards'], queue: string, processor: (job: Job) => Promise<unknown>, concurrency: number, events: ShardEvents): Worker {
+  const worker = new Worker(queue, processor, {
     connection: { url: settings.redisUrl, maxRetriesPerRequest: null },
     prefix: settings.prefix,
-    concurrency: Math.max(1, options.concurrency ?? settings.workerConcurrency),
+    concurrency: Math.max(1, concurrency),
     lockDuration: settings.lockMs,
     stalledInterval: settings.stalledCheckMs,
     // A shard whose worker died is retried like any failed attempt, up to the shard's attempts.
@@ -70,10 +94,33 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
   });
   worker.on('error', (e) => events.onError?.(e));
   worker.on('failed', (_job, e) => events.onError?.(e));
-  return {
-    async close() {
-      await worker.close();
-      redis.disconnect();
-    },
+  return worker;
+}
+
+/**
+ * Runs a direct-extraction shard's calls together through this worker's model and answers each with its
+ * completion or its error: one call's failure is that call's outcome, not the shard's.
+ */
+function directProcessor(llm: WorkerModel, events: ShardEvents) {
+  return async (job: Job): Promise<CallOutcome[]> => {
+    if (job.name !== DIRECT_JOB_NAME) throw new Error(`Unknown job "${job.name}" on the direct-extraction queue.`);
+    const shard = parseDirectShard(job.data);
+    const t0 = performance.now();
+    events.onStart?.({ jobId: shard.jobId, index: shard.index, documents: shard.calls.length, kind: 'direct' });
+    const outcomes = await Promise.all(
+      shard.calls.map(async (call): Promise<CallOutcome> => {
+        if (call.model !== undefined && call.model !== llm.model)
+          return { error: { code: 'model_mismatch', message: `This worker serves model "${llm.model}" and the job asks for "${call.model}": start the workers of this queue with the coordinator's extraction model.` } };
+        try {
+          const { cached: _cached, ...ok } = await llm.provider.complete({ ...call, model: llm.model });
+          return { ok };
+        } catch (e) {
+          const code = isEvaporateError(e) ? e.code : 'llm_error';
+          return { error: { code, message: (e as Error).message ?? String(e) } };
+        }
+      }),
+    );
+    events.onDone?.({ jobId: shard.jobId, index: shard.index, documents: shard.calls.length, ms: performance.now() - t0, kind: 'direct' });
+    return outcomes;
   };
 }
