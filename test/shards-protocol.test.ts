@@ -3,6 +3,7 @@
  * not fit the shard it issued, and keeps only failure counts of the shard's own functions.
  */
 import { describe, expect, it } from 'vitest';
+import { decodeDocuments, encodeDocuments } from '../src/shards/documents-blob.js';
 import { checkDirectOutputs, checkOutputs, parseDirectShard, parseShard, PROTOCOL_VERSION, toWire } from '../src/shards/protocol.js';
 
 const issued = {
@@ -30,10 +31,11 @@ describe('shard protocol', () => {
   });
 
   it('a worker refuses a shard of another protocol version or a malformed one', () => {
-    const shard = { v: PROTOCOL_VERSION, run: 'j1.abc', jobId: 1, index: 0, attributes: issued.attributes, documents: [{ id: 7, text: 'x' }] };
+    const shard = { v: PROTOCOL_VERSION, run: 'j1.abc', jobId: 1, index: 0, attributes: issued.attributes, documentsKey: 'p:q:documents:j1.abc.b0', documentCount: 2 };
     expect(parseShard(shard)).toEqual(shard);
     expect(() => parseShard({ ...shard, v: PROTOCOL_VERSION + 1 })).toThrow(/as new as the coordinator/);
-    expect(() => parseShard({ ...shard, documents: [{ id: 7 }] })).toThrow(/documents/);
+    expect(() => parseShard({ ...shard, documentsKey: undefined })).toThrow(/documentsKey and documentCount/);
+    expect(() => parseShard({ ...shard, documentCount: 0 })).toThrow(/documentsKey and documentCount/);
     expect(() => parseShard({ ...shard, attributes: [{ name: 'title', functions: [{ id: 1 }] }] })).toThrow(/functions/);
   });
 
@@ -57,5 +59,21 @@ describe('shard protocol', () => {
     expect(() => parseDirectShard({ ...shard, calls: [] })).toThrow(/lists calls/);
     expect(() => parseDirectShard({ ...shard, calls: [{ messages: [{ role: 'tool', content: 'x' }] }] })).toThrow(/lists calls/);
     expect(() => parseDirectShard({ ...shard, v: 0 })).toThrow(/as new as the coordinator/);
+  });
+
+  it("a shard's documents read back exactly, and a blob that is cut, padded or of another count is refused", () => {
+    const docs = [
+      { id: 7, text: 'plain text' },
+      { id: 'x-9', text: 'héllo — ✓ 𝄞', html: '<p>héllo — ✓ 𝄞</p>' },
+      { id: 12, text: '', html: '' },
+    ];
+    const blob = encodeDocuments(docs);
+    expect(decodeDocuments(blob, 3)).toEqual(docs);
+    expect(() => decodeDocuments(blob, 2)).toThrow(/do not read as 2 documents/);
+    expect(() => decodeDocuments(blob.subarray(0, blob.length - 3), 3)).toThrow(/do not read as 3 documents/);
+    expect(() => decodeDocuments(Buffer.concat([blob, Buffer.from([0])]), 3)).toThrow(/do not read as 3 documents/);
+    const badKind = Buffer.from(blob);
+    badKind[4] = 9;
+    expect(() => decodeDocuments(badKind, 3)).toThrow(/do not read/);
   });
 });

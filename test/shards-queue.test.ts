@@ -191,6 +191,10 @@ describe('the corpus pass on worker processes', () => {
         expect(got.rows).toEqual(reference.rows);
         expect(got.provenance).toEqual(reference.provenance);
         expect(shardsDone(ws).length).toBeGreaterThanOrEqual(60 / BATCH);
+        // Each shard's documents left Redis with its result.
+        const redis = new Redis(redisUrl);
+        expect(await redis.keys(`${queue}:${queue}:documents:*`)).toEqual([]);
+        redis.disconnect();
         if (n > 1) expect(ws.filter((w) => w.lines.some((l) => l.startsWith('shard-done'))).length).toBeGreaterThan(1);
       } finally {
         await stopWorkers(ws);

@@ -7,7 +7,11 @@ import { randomUUID } from 'node:crypto';
 import type { Settings } from '../config.js';
 import type { CorpusShard, ShardOutputs, ShardRunner } from '../pipeline/corpus-shards.js';
 import { ShardIssuer, type QueueStats } from './issuer.js';
-import { checkOutputs, failureField, failuresKey, PROTOCOL_VERSION, RAISE_TO_SCRIPT, SHARD_JOB_NAME, type ShardPayload } from './protocol.js';
+import { encodeDocuments } from './documents-blob.js';
+import { checkOutputs, documentsKey, failureField, failuresKey, PROTOCOL_VERSION, RAISE_TO_SCRIPT, SHARD_JOB_NAME, type ShardPayload } from './protocol.js';
+
+/** A shard's documents outlive a coordinator that died holding them by at most this long. */
+const DOCUMENTS_TTL_MS = 3_600_000;
 
 export type { QueueStats } from './issuer.js';
 
@@ -33,13 +37,22 @@ export class QueueShardRunner implements ShardRunner {
     const run = runToken(this.runs, shard.jobId);
     const ids = shard.documentIds;
     return this.issuer.issue(() => {
-      const payload: ShardPayload = { v: PROTOCOL_VERSION, run, jobId: shard.jobId, index: shard.index, attributes: shard.attributes, documents: shard.load() };
+      const id = `${run}.b${shard.index}`;
+      const key = documentsKey(this.settings.prefix, this.settings.queue, id);
+      const documents = encodeDocuments(shard.load());
+      const payload: ShardPayload = { v: PROTOCOL_VERSION, run, jobId: shard.jobId, index: shard.index, attributes: shard.attributes, documentsKey: key, documentCount: ids.length };
       return {
-        id: `${run}.b${shard.index}`,
+        id,
         payload,
+        payloadBytes: documents.length,
         label: `shard batch:${shard.index} of job ${shard.jobId} (documents ${ids[0]} to ${ids[ids.length - 1]})`,
         check: (result) => checkOutputs({ attributes: shard.attributes, documentIds: ids }, result),
-        beforeAdd: () => this.raiseFailures(run, context.failures()),
+        beforeAdd: async () => {
+          // Written before every enqueue: after a Redis flush the documents are gone along with the job.
+          await this.issuer.redis.set(key, documents, 'PX', DOCUMENTS_TTL_MS);
+          await this.raiseFailures(run, context.failures());
+        },
+        settled: () => void this.issuer.redis.del(key).catch(() => {}),
         measure: shard.index % 8 === 0,
       };
     }, context.signal);

@@ -28,8 +28,12 @@ export interface ShardSpec<R> {
   label: string;
   /** Checks a returned result; throws (a ShardProtocolError) when it does not fit the shard. */
   check(result: unknown): R;
-  /** Runs before every (re-)enqueue, e.g. to restore job-wide counts a flushed Redis lost. */
+  /** Runs before every (re-)enqueue, e.g. to (re)write what a flushed Redis lost. */
   beforeAdd?(): Promise<void>;
+  /** Runs once the shard is settled (result taken, failed for good, or abandoned), e.g. to delete what it left in Redis. */
+  settled?(): void;
+  /** Bytes the shard puts in Redis beside its job (its documents), counted into the payload's size. */
+  payloadBytes?: number;
   /** Whether to measure this shard's payload and result bytes into `stats` (only when the issuer measures at all). */
   measure?: boolean;
 }
@@ -139,6 +143,7 @@ export class ShardIssuer {
         const onAbort = () => {
           this.issued.delete(entry.jobId);
           void this.queue.remove(entry.jobId).catch(() => {});
+          spec.settled?.();
           reject(signal.reason);
         };
         if (signal.aborted) return onAbort();
@@ -166,7 +171,8 @@ export class ShardIssuer {
   async close(): Promise<void> {
     clearInterval(this.timer);
     // A clean close waits for Redis; an unreachable one would hold the process's shutdown forever.
-    const closed = Promise.allSettled([this.events.close(), this.queue.close()]);
+    // quit() lets commands already sent (a settled shard's clean-up) finish first.
+    const closed = Promise.allSettled([this.events.close(), this.queue.close(), this.redis.quit()]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
@@ -196,7 +202,7 @@ export class ShardIssuer {
       this.stats.issued++;
       if (this.measureBytes && entry.spec.measure && entry.generation === 1) {
         this.stats.sampledPayloads++;
-        this.stats.payloadBytes += Buffer.byteLength(JSON.stringify(entry.spec.payload));
+        this.stats.payloadBytes += Buffer.byteLength(JSON.stringify(entry.spec.payload)) + (entry.spec.payloadBytes ?? 0);
       }
     } catch {
       // Redis unreachable: the poll tries again (the entry is still issued, and not in Redis).
@@ -258,11 +264,13 @@ export class ShardIssuer {
       this.stats.resultBytes += bytes();
     }
     void this.queue.remove(entry.jobId).catch(() => {});
+    entry.spec.settled?.();
     entry.resolve(out);
   }
 
   private fail(entry: Issued, reason: string, attempts: number): void {
     this.issued.delete(entry.jobId);
+    entry.spec.settled?.();
     const label = entry.spec.label;
     entry.reject(new EvaporateError('shard_failed', `${label[0].toUpperCase()}${label.slice(1)} failed after ${attempts} attempt(s): ${reason}`, 500));
   }

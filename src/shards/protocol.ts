@@ -3,18 +3,19 @@
  * applies to what it reads: a worker refuses a malformed shard, a coordinator refuses outputs that do not fit
  * the shard it issued (wrong documents, wrong number of functions, values that are not strings).
  *
- * A shard carries its documents' texts and the functions' sources. The alternative, ids only with the worker
- * fetching texts from the coordinator's HTTP API, saves Redis memory but costs a round trip per shard to a
- * server that must then be running and reachable with an API key a worker would hold; with texts in the
- * payload a worker needs nothing but Redis, and the coordinator bounds memory by keeping few shards in flight.
+ * A shard carries the functions' sources, and its documents' texts go through Redis beside it (one binary
+ * value, src/shards/documents-blob.ts). The alternative, ids only with the worker fetching texts from the
+ * coordinator's HTTP API, saves Redis memory but costs a round trip per shard to a server that must then be
+ * running and reachable with an API key a worker would hold; with texts in Redis a worker needs nothing but
+ * Redis, and the coordinator bounds memory by keeping few shards in flight.
  */
 import type { ChatMessage, CompletionRequest, CompletionResult } from '../llm/types.js';
-import type { ExtractionFunction, SandboxDocument } from '../sandbox/types.js';
+import type { ExtractionFunction } from '../sandbox/types.js';
 import type { BatchOutputs } from '../pipeline/aggregation.js';
 import type { ShardOutputs } from '../pipeline/corpus-shards.js';
 
 export const SHARD_JOB_NAME = 'corpus-shard';
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export interface ShardPayload {
   v: number;
@@ -23,7 +24,9 @@ export interface ShardPayload {
   jobId: number;
   index: number;
   attributes: { name: string; functions: ExtractionFunction[] }[];
-  documents: SandboxDocument[];
+  /** Redis key of the documents (documents-blob.ts), written before the job and deleted once its result is taken. */
+  documentsKey: string;
+  documentCount: number;
 }
 
 export class ShardProtocolError extends Error {
@@ -39,8 +42,7 @@ export function parseShard(data: unknown): ShardPayload {
   if (!isStr(d.run) || !Number.isInteger(d.jobId) || !Number.isInteger(d.index)) throw new ShardProtocolError('A shard needs run, jobId and index.');
   if (!Array.isArray(d.attributes) || !d.attributes.every((a) => a && isStr(a.name) && Array.isArray(a.functions) && a.functions.every((f) => f && isStr(f.id) && isStr(f.source))))
     throw new ShardProtocolError('A shard lists attributes, each with functions {id, source}.');
-  if (!Array.isArray(d.documents) || !d.documents.every((doc) => doc && (typeof doc.id === 'number' || isStr(doc.id)) && isStr(doc.text) && (doc.html === undefined || isStr(doc.html))))
-    throw new ShardProtocolError('A shard lists documents {id, text, html?}.');
+  if (!isStr(d.documentsKey) || !Number.isInteger(d.documentCount) || d.documentCount! < 1) throw new ShardProtocolError('A shard names its documents: documentsKey and documentCount.');
   return d as ShardPayload;
 }
 
@@ -63,6 +65,9 @@ export function checkOutputs(issued: Pick<ShardPayload, 'attributes'> & { docume
   }
   return out;
 }
+
+/** Redis key of one shard's documents. */
+export const documentsKey = (prefix: string, queue: string, shardId: string) => `${prefix}:${queue}:documents:${shardId}`;
 
 /** Redis hash of a job run's failure counts, field `<attribute>\u0000<function id>`. */
 export const failuresKey = (prefix: string, queue: string, run: string) => `${prefix}:${queue}:failures:${run}`;

@@ -16,6 +16,7 @@ import { runBatch } from '../pipeline/aggregation.js';
 import type { ShardOutputs } from '../pipeline/corpus-shards.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { isEvaporateError } from '../errors.js';
+import { decodeDocuments } from './documents-blob.js';
 import type { LlmProvider } from '../llm/types.js';
 import { DIRECT_JOB_NAME, directQueueName, failureField, failuresKey, parseDirectShard, parseShard, SHARD_JOB_NAME, type CallOutcome } from './protocol.js';
 
@@ -47,7 +48,11 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
     if (job.name !== SHARD_JOB_NAME) throw new Error(`Unknown job "${job.name}" on the shard queue.`);
     const shard = parseShard(job.data);
     const t0 = performance.now();
-    events.onStart?.({ jobId: shard.jobId, index: shard.index, documents: shard.documents.length });
+    const blob = await redis.getBuffer(shard.documentsKey);
+    // Gone only if Redis lost it after the job was taken; the attempt fails and the coordinator writes both again.
+    if (!blob) throw new Error(`The documents of shard batch:${shard.index} of job ${shard.jobId} are not in Redis (was it flushed?).`);
+    const documents = decodeDocuments(blob, shard.documentCount);
+    events.onStart?.({ jobId: shard.jobId, index: shard.index, documents: documents.length });
     const key = failuresKey(settings.prefix, settings.queue, shard.run);
     const out: ShardOutputs = {};
     // Read once a shard: each Redis round trip is a hand-off between processes, and they add up per shard.
@@ -59,7 +64,7 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
         if (n > 0) failures.set(f.id, n);
       }
       const before = new Map(failures);
-      const batch = await runBatch(sandbox, attribute.functions, shard.documents, failures);
+      const batch = await runBatch(sandbox, attribute.functions, documents, failures);
       const added: Record<string, number> = {};
       for (const [id, n] of failures) if (n > (before.get(id) ?? 0)) added[id] = n - (before.get(id) ?? 0);
       if (Object.keys(added).length) {
@@ -69,7 +74,7 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
       }
       out[attribute.name] = { ...batch, failures: added };
     }
-    events.onDone?.({ jobId: shard.jobId, index: shard.index, documents: shard.documents.length, ms: performance.now() - t0 });
+    events.onDone?.({ jobId: shard.jobId, index: shard.index, documents: documents.length, ms: performance.now() - t0 });
     return out;
   };
   const workers = [listen(settings, settings.queue, processor, options.concurrency ?? settings.workerConcurrency, events)];
