@@ -231,6 +231,28 @@ describe('the direct-extraction fallback on worker processes', () => {
     }
   }, 120_000);
 
+  it('Redis losing its data mid-fallback: the coordinator issues the lost calls again, and the job pays for each once', async () => {
+    fake.setLatency(400);
+    const queue = queueName();
+    const ws = await startWorkers(queue, 1);
+    try {
+      const job = extract(fresh(), queue);
+      await ws[0].waitFor(/^shard-start .*direct:/);
+      while (fake.inFlight === 0) await new Promise((r) => setTimeout(r, 20));
+      const redis = new Redis(redisUrl);
+      await redis.flushdb(); // db 12 is this test file's alone
+      redis.disconnect();
+      const got = await job;
+      expect(got.rows).toEqual(reference.rows);
+      expect(got.provenance).toEqual(reference.provenance);
+      const direct = (got.provenance as { origin: string }[]).filter((p) => p.origin === 'direct').length;
+      expect(fake.chatRequests.length).toBeGreaterThan(direct);
+      expect(got.paidCalls).toBe(direct);
+    } finally {
+      await stopWorkers(ws);
+    }
+  }, 120_000);
+
   it('a budget stops the fallback before the workers are asked for more than it allows', async () => {
     const queue = queueName();
     const ws = await startWorkers(queue, 1);
