@@ -72,3 +72,17 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
+
+/** The tiny fixture model with the GPT-2 vocabulary (random embeddings), as a checkpoint directory. */
+export function gpt2VocabModel(dir: string): string {
+  const config = { ...JSON.parse(fs.readFileSync(path.join(fixtureDir, 'tiny-based', 'config.json'), 'utf8')), vocab_size: 50257 };
+  const tensors = readSafetensors(path.join(fixtureDir, 'tiny-based', 'model.safetensors'));
+  const rows = 50264; // padded to a multiple of 8
+  const emb = new Float32Array(rows * config.n_embd);
+  for (let i = 0; i < emb.length; i++) emb[i] = Math.sin(i * 12.9898) * 0.1;
+  tensors.set('transformer.embeddings.word_embeddings.weight', { dtype: 'F32', shape: [rows, config.n_embd], data: Buffer.from(emb.buffer) });
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  return dir;
+}

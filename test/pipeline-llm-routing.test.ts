@@ -8,7 +8,7 @@ import { directConcurrency } from '../src/pipeline/direct.js';
 import { pipelineLlm, sharedLocalProvider } from '../src/pipeline/service.js';
 import { openDatabase } from '../src/store/database.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
-import { fixtureDir, readSafetensors, writeSafetensors } from './native-fixtures.js';
+import { gpt2VocabModel } from './native-fixtures.js';
 
 const messages = [{ role: 'user' as const, content: 'What is the title of this page?' }];
 
@@ -43,20 +43,6 @@ describe('pipeline model routing', () => {
     expect(fake.chatRequests.length).toBe(before + 1);
   });
 });
-
-/** The tiny fixture model with the GPT-2 vocabulary (random embeddings), as a checkpoint directory. */
-function gpt2VocabModel(dir: string): string {
-  const config = { ...JSON.parse(fs.readFileSync(path.join(fixtureDir, 'tiny-based', 'config.json'), 'utf8')), vocab_size: 50257 };
-  const tensors = readSafetensors(path.join(fixtureDir, 'tiny-based', 'model.safetensors'));
-  const rows = 50264; // padded to a multiple of 8
-  const emb = new Float32Array(rows * config.n_embd);
-  for (let i = 0; i < emb.length; i++) emb[i] = Math.sin(i * 12.9898) * 0.1;
-  tensors.set('transformer.embeddings.word_embeddings.weight', { dtype: 'F32', shape: [rows, config.n_embd], data: Buffer.from(emb.buffer) });
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  return dir;
-}
 
 describe.skipIf(!nativeAvailable())('pipeline model routing: the local engine is fed a full batch', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'local-route-'));

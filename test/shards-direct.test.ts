@@ -22,6 +22,8 @@ import { openDatabase } from '../src/store/database.js';
 import { setLabels } from '../src/store/labels.js';
 import { watchLines, type WatchedChild } from './child-lines.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
+import { nativeAvailable } from '../src/llm/local/addon.js';
+import { gpt2VocabModel } from './native-fixtures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'fixtures', 'shards');
@@ -70,10 +72,10 @@ function settingsFor(file: string, queue: string): Settings {
  * to workers; without, the fallback calls the fake endpoint from here. The job's own model (silver labels) is
  * not configured either way, so the two runs differ only in where the fallback ran.
  */
-async function extract(file: string, queue?: string, request: object = REQUEST): Promise<Outcome> {
+async function extract(file: string, queue?: string, request: object = REQUEST, model = MODEL): Promise<Outcome & { byModel: { model: string; calls: number }[] }> {
   const settings = settingsFor(file, queue ?? 'none');
   const db = openDatabase(file);
-  const config = { ...llmConfigFromEnv({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'test-key', EVAPORATE_MODEL_EXTRACTION: MODEL }) };
+  const config = { ...llmConfigFromEnv({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'test-key', EVAPORATE_MODEL_EXTRACTION: model }) };
   const base = createPipelineServices(db, settings, {
     llm: createLlm({ db, settings, config: llmConfigFromEnv({}) }),
     extraCandidates: async () => [{ id: 'test:even', source: EVEN_ONLY, origin: 'induction' as const, prompt: 'test' }],
@@ -87,7 +89,7 @@ async function extract(file: string, queue?: string, request: object = REQUEST):
       functions: (JSON.parse(String(p.functions ?? '[]')) as string[]).map((id) => db.prepare('SELECT source_hash FROM functions WHERE id = ?').pluck().get(Number(id))),
     }));
     const usage = jobLlmUsage(db, jobId);
-    return { jobId, rows, provenance, paidCalls: usage.calls - usage.cacheHits };
+    return { jobId, rows, provenance, paidCalls: usage.calls - usage.cacheHits, byModel: usage.byModel };
   } finally {
     await services.close();
     db.close();
@@ -301,4 +303,24 @@ describe('the direct-extraction fallback on worker processes', () => {
     db.close();
     for (const r of reference.rows) expect(r.submission_number).toBe(gold.get(names.get(r._document_id as number)!));
   });
+});
+
+describe.skipIf(!nativeAvailable())('the direct-extraction fallback on a worker serving the local engine', () => {
+  it('the worker answers with its local BASED model; the coordinator, which has no model, counts the calls under it', async () => {
+    const dir = gpt2VocabModel(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'evaporate-direct-model-')), 'model'));
+    const queue = queueName();
+    const [w] = await startWorkers(queue, 1, { EVAPORATE_LOCAL_MODEL_DIR: dir, EVAPORATE_LOCAL_THREADS: '1', EVAPORATE_LOCAL_MAX_NEW_TOKENS: '8', EVAPORATE_MODEL_EXTRACTION: '' });
+    try {
+      expect(w.lines.join('\n')).toMatch(/direct extraction with model "local-based"/);
+      // The coordinator names the model the workers serve; it needs neither the weights nor an endpoint.
+      const got = await extract(fresh(), queue, REQUEST, 'local-based');
+      const fallbacks = (reference.provenance as { origin: string }[]).filter((p) => p.origin === 'direct').length;
+      expect(fake.chatRequests.length).toBe(0);
+      // Random weights answer nothing usable, so the cells stay empty; every one of them was asked once.
+      expect(got.byModel.find((m) => m.model === 'local-based')?.calls).toBe(fallbacks);
+      expect(directDone([w]).length).toBeGreaterThan(0);
+    } finally {
+      await stopWorkers([w]);
+    }
+  }, 180_000);
 });
