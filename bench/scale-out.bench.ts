@@ -100,6 +100,7 @@ function worker(queue: string): { proc: ChildProcess; ready: Promise<void>; shar
 }
 
 const loadavg = () => os.loadavg()[0];
+const chunk = (ids: number[], n: number) => Array.from({ length: Math.ceil(ids.length / n) }, (_, i) => ids.slice(i * n, (i + 1) * n));
 
 /** CPU time (user + system, all threads) of one process so far, from /proc; 0 where there is none. */
 function processCpuMs(pid: number): number {
@@ -175,7 +176,7 @@ export default async function scaleOutBench(): Promise<BenchResult> {
     const ws = Array.from({ length: n }, () => worker(queue));
     await Promise.all(ws.map((w) => w.ready));
     const runner = new QueueShardRunner({ ...settings.shards, redisUrl: REDIS_URL, queue, prefix: queue, pollMs: 200 }, (line) => console.log(`scale-out: ${line}`), true);
-    await shardedCorpusPass(runner, memoryJobContext({ jobId: 0 }), { attributes: ATTRIBUTES, docIds: ids.slice(0, 10 * n), batchSize: 5, load });
+    await shardedCorpusPass(runner, memoryJobContext({ jobId: 0 }), { attributes: ATTRIBUTES, batches: chunk(ids.slice(0, 10 * n), 5), load });
     pools.push({ n, queue, ws, runner });
   }
   const runs: Record<string, { ms: number; load: number; cpuMs: number; coordinatorCpuMs: number; redisCpuMs: number }[]> = { 'in process': [], '1 worker': [], '2 workers': [] };
@@ -200,7 +201,7 @@ export default async function scaleOutBench(): Promise<BenchResult> {
       Object.assign(p.runner.stats, { issued: 0, accepted: 0, sampledPayloads: 0, sampledResults: 0, payloadBytes: 0, resultBytes: 0, reissued: 0 });
       await timed(
         p.n === 1 ? '1 worker' : '2 workers',
-        () => shardedCorpusPass(p.runner, memoryJobContext({ jobId: jobId++ }), { attributes: ATTRIBUTES, docIds: ids, batchSize, load }),
+        () => shardedCorpusPass(p.runner, memoryJobContext({ jobId: jobId++ }), { attributes: ATTRIBUTES, batches: chunk(ids, batchSize), load }),
         p.ws.map((w) => w.proc.pid),
       );
     }
