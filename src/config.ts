@@ -50,8 +50,13 @@ export interface Settings {
     topK: number;
     maxAttributes: number;
     seed: number;
-    /** Documents per sandbox batch (and per checkpoint) in the corpus pass. */
+    /** Most documents per corpus-pass batch (one checkpoint, and one shard with Redis). */
     batchSize: number;
+    /**
+     * Most bytes of text and HTML per corpus-pass batch (a single larger document gets a batch of its own): with
+     * HTML pages the document count alone would make shards of tens of MB, each held in Redis while in flight.
+     */
+    batchBytes: number;
     /** Prompt budget for the passages shown in one direct extraction. */
     directContextTokens: number;
     /** max_tokens of a direct extraction answer (four times this for long-text attributes such as a description). */
@@ -233,6 +238,7 @@ export function loadSettings(overrides: Partial<Settings> = {}): Settings {
       maxAttributes: envNumber('EVAPORATE_MAX_ATTRIBUTES', 15),
       seed: envNumber('EVAPORATE_SEED', 0),
       batchSize: envNumber('EVAPORATE_BATCH_SIZE', 500),
+      batchBytes: envNumber('EVAPORATE_BATCH_BYTES', 8 * 1024 * 1024),
       directContextTokens: envNumber('EVAPORATE_DIRECT_CONTEXT_TOKENS', 1000),
       directMaxTokens: envNumber('EVAPORATE_DIRECT_MAX_TOKENS', 300),
       directMaxTokensCeiling: envNumber('EVAPORATE_DIRECT_MAX_TOKENS_CEILING', 4800),

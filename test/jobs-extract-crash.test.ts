@@ -23,10 +23,10 @@ const script = path.join(root, 'test', 'jobs-child-extract.ts');
 const PAGES = 16;
 const ATTRS = ['title', 'isbn_13', 'publisher'];
 
-function child(dbPath: string, llmUrl: string) {
+function child(dbPath: string, llmUrl: string, env: Record<string, string> = {}) {
   const proc = spawn(process.execPath, ['--import', 'tsx', script, dbPath, llmUrl], {
     cwd: root,
-    env: { ...process.env, EVAPORATE_JOB_LEASE_MS: '1500', EVAPORATE_JOB_HEARTBEAT_MS: '300', EVAPORATE_JOB_POLL_MS: '100' },
+    env: { ...process.env, EVAPORATE_JOB_LEASE_MS: '1500', EVAPORATE_JOB_HEARTBEAT_MS: '300', EVAPORATE_JOB_POLL_MS: '100', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return watchLines(proc);
@@ -115,4 +115,39 @@ describe('the extract job survives SIGKILL', () => {
       expect(got.paid).toBe(reference.paid);
     }, 240_000);
   }
+
+  it('cuts the corpus pass by bytes and resumes inside it on the checkpointed cut, even under another byte budget', async () => {
+    // The pages carry 100-170 KB of HTML and text each: 600 KB makes batches of 2 to 5 of them.
+    const file = fresh();
+    const first = child(file, fake.url, { EVAPORATE_BATCH_BYTES: '600000' });
+    await first.waitFor(/unit-start batch:2$/);
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    // The resume would cut 1.5 MB batches if it cut again; batch:0 and batch:1 must stay done.
+    const last = child(file, fake.url, { EVAPORATE_BATCH_BYTES: '1500000' });
+    expect(await last.exited, last.stderr()).toBe(0);
+    expect(last.lines.filter((l) => / unit-start (batch:[01]|batches)$/.test(l))).toEqual([]);
+    expect(last.lines.some((l) => / unit-start batch:2$/.test(l))).toBe(true);
+
+    const db = openDatabase(file);
+    const stored = (key: string) => JSON.parse(db.prepare('SELECT result FROM job_checkpoints WHERE job_id = 1 AND key = ?').pluck().get(key) as string);
+    const cut = stored('batches') as number[];
+    const ids = stored('documents') as number[];
+    const bytes = db.prepare("SELECT octet_length(text) + length(raw) FROM documents WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id").pluck().all(JSON.stringify(ids)) as number[];
+    expect(cut.length).toBeGreaterThan(3);
+    let at = 0;
+    for (const [b, n] of cut.entries()) {
+      const batch = stored(`batch:${b}`) as Record<string, { documentIds: number[] }>;
+      expect(batch.title.documentIds).toEqual(ids.slice(at, at + n));
+      const size = bytes.slice(at, at + n).reduce((x, y) => x + y, 0);
+      if (n > 1) expect(size).toBeLessThanOrEqual(600_000);
+      at += n;
+    }
+    db.close();
+    expect(at).toBe(PAGES);
+    const got = outcome(file, 1);
+    expect(got.rows).toEqual(reference.rows);
+    expect(got.provenance).toEqual(reference.provenance);
+    expect(got.paid).toBe(reference.paid);
+  }, 240_000);
 });

@@ -55,13 +55,14 @@ interface Variant {
   extra?: string;
   sandbox?: Partial<Settings['sandbox']>;
   shards?: Partial<Settings['shards']>;
+  pipeline?: Partial<Settings['pipeline']>;
 }
 
 function settingsFor(file: string, queue: string, variant: Variant = {}): Settings {
   const base = loadSettings({ databasePath: file });
   return {
     ...base,
-    pipeline: { ...base.pipeline, batchSize: BATCH },
+    pipeline: { ...base.pipeline, batchSize: BATCH, ...variant.pipeline },
     sandbox: { ...base.sandbox, workers: 1, ...variant.sandbox },
     shards: { ...base.shards, redisUrl, queue, prefix: queue, pollMs: 200, lockMs: 1500, stalledCheckMs: 500, backoffMs: 100, ...variant.shards },
   };
@@ -201,6 +202,28 @@ describe('the corpus pass on worker processes', () => {
       }
     }, 120_000);
   }
+
+  it('cuts shards by bytes as the in-process pass cuts its batches: same table, a shard per batch of the cut', async () => {
+    // The pages are about 1 KB of HTML and text each: 2.5 KB makes shards of 2 and 3 documents.
+    const queue = queueName();
+    const ws = await startWorkers(queue, 2);
+    try {
+      const file = fresh();
+      const got = await extract(file, queue, undefined, { pipeline: { batchBytes: 2500 } });
+      expect(got.rows).toEqual(reference.rows);
+      expect(got.provenance).toEqual(reference.provenance);
+      const db = openDatabase(file);
+      const cut = JSON.parse(db.prepare("SELECT result FROM job_checkpoints WHERE key = 'batches'").pluck().get() as string) as number[];
+      db.close();
+      expect(Math.max(...cut)).toBeLessThan(BATCH);
+      expect(cut.length).toBeGreaterThan(2 * (60 / BATCH));
+      expect(shardsDone(ws).length).toBeGreaterThanOrEqual(cut.length);
+      const documents = ws.flatMap((w) => w.lines.filter((l) => l.startsWith('shard-start')).map((l) => Number(/\((\d+) documents\)/.exec(l)![1])));
+      expect(documents.reduce((a, b) => a + b, 0)).toBe(60);
+    } finally {
+      await stopWorkers(ws);
+    }
+  }, 120_000);
 
   it('retries the shard of a SIGKILLed worker on another once its lock expires: no cell lost or doubled', async () => {
     const queue = queueName();

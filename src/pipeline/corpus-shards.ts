@@ -8,6 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { ExtractionFunction, SandboxDocument } from '../sandbox/types.js';
 import type { JobContext } from '../jobs/types.js';
 import type { BatchOutputs } from './aggregation.js';
+import { checkBatchOutputs } from './batches.js';
 
 /** Per attribute, the shard's outputs; `failures` holds the failures this shard added, per function id. */
 export type ShardOutputs = Record<string, BatchOutputs>;
@@ -38,9 +39,11 @@ export interface ShardRunner {
 export async function shardedCorpusPass(
   runner: ShardRunner,
   ctx: JobContext,
-  input: { attributes: CorpusShard['attributes']; docIds: number[]; batchSize: number; load: (ids: number[]) => SandboxDocument[] },
+  /** batches: the job's documents as cut by cutBatches (batch n is checkpoint `batch:<n>`). */
+  input: { attributes: CorpusShard['attributes']; batches: number[][]; load: (ids: number[]) => SandboxDocument[] },
 ): Promise<ShardOutputs[]> {
-  const { docIds, batchSize } = input;
+  const { batches } = input;
+  const total = batches.reduce((n, b) => n + b.length, 0);
   const totals = new Map(input.attributes.map((a) => [a.name, new Map<string, number>()]));
   const count = (out: ShardOutputs) => {
     for (const a of input.attributes)
@@ -53,29 +56,29 @@ export async function shardedCorpusPass(
   setMaxListeners(0, stop.signal);
   const onAbort = () => stop.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onAbort, { once: true });
-  ctx.progress('aggregation', 0, docIds.length);
-  const shards = Array.from({ length: Math.ceil(docIds.length / batchSize) }, (_, index) => {
-    const ids = docIds.slice(index * batchSize, (index + 1) * batchSize);
-    return ctx
+  ctx.progress('aggregation', 0, total);
+  const shards = batches.map((ids, index) =>
+    ctx
       .checkpoint(`batch:${index}`, () =>
         runner.run(
           { jobId: ctx.jobId, index, attributes: input.attributes, documentIds: ids, load: () => input.load(ids) },
           { signal: stop.signal, failures: () => totals },
         ),
       )
+      .then((out) => (checkBatchOutputs(index, ids, out), out))
       .then(
         (out) => {
           count(out);
           done += ids.length;
-          ctx.progress('aggregation', done, docIds.length);
+          ctx.progress('aggregation', done, total);
           return out;
         },
         (error: unknown) => {
           stop.abort(error);
           throw error;
         },
-      );
-  });
+      ),
+  );
   // allSettled, so no shard is left running unobserved behind the first error.
   const settled = await Promise.allSettled(shards);
   ctx.signal.removeEventListener('abort', onAbort);

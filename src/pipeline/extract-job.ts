@@ -23,6 +23,7 @@ import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
 import { columnsFor, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { ELISION, passages } from './retrieval.js';
 import { shardedCorpusPass, type ShardRunner } from './corpus-shards.js';
+import { checkBatchOutputs, cutBatches, sliceBatches } from './batches.js';
 import * as repo from './repository.js';
 import { givenLabels, labelledByAttribute } from '../store/labels.js';
 import { countHealth, recordHealth, toHealth, type AttributeHealth } from '../jobs/health.js';
@@ -141,9 +142,9 @@ export async function runExtraction(deps: ExtractDeps, params: ExtractParams, ct
   const { specs, silver, trusted, dropped } = await labelSample(run, proposed, sample);
   const attributeIds = saveAttributes(run, specs);
   const learned = await learnFunctions(run, specs, attributeIds, sample, silver, trusted);
-  const pass = await corpusPass(run, specs, learned, documents.ids);
+  const pass = await corpusPass(run, specs, learned, documents.batches);
   const decided = await decideCells(run, specs, attributeIds, learned, pass, silver);
-  const columns = await materialize(run, specs, attributeIds, decided, documents.ids);
+  const columns = await materialize(run, specs, attributeIds, decided, documents);
   return summarize(run, { specs, columns, learned, decided, dropped, cut, pass, rows: documents.ids.length });
 }
 
@@ -209,19 +210,27 @@ function startRun(deps: ExtractDeps, params: ExtractParams, ctx: JobContext): Ru
 
 interface JobDocuments {
   ids: number[];
+  /** The ids cut into the corpus pass's batches (batch n is checkpoint `batch:<n>`). */
+  batches: number[][];
   summaries: ReturnType<typeof repo.documentSummaries>;
 }
 
 /**
- * The job's documents are fixed at its first attempt: one that arrives later (even between a crash and the
- * resume) is left whole for the next run rather than half-processed by this one.
+ * The job's documents, and how they are cut into batches, are fixed at its first attempt: a document that
+ * arrives later (even between a crash and the resume) is left whole for the next run rather than half-processed
+ * by this one, and a resume under other batch settings still finds each `batch:<n>` with its own documents.
  */
 async function fixDocuments(run: Run): Promise<JobDocuments> {
-  const current = repo.documentSummaries(run.deps.db, run.corpus.id);
+  const { db, settings } = run.deps;
+  const current = repo.documentSummaries(db, run.corpus.id);
   if (current.length === 0) throw new EvaporateError('corpus_empty', `Corpus "${run.corpus.name}" has no readable documents to extract from.`, 409);
   const ids = await run.ctx.checkpoint('documents', async () => current.map((d) => d.id));
+  const cut = await run.ctx.checkpoint('batches', async () => {
+    const bytes = repo.documentBytes(db, run.corpus.id);
+    return cutBatches(ids.map((id) => bytes.get(id) ?? 0), { documents: settings.pipeline.batchSize, bytes: settings.pipeline.batchBytes });
+  });
   const inJob = new Set(ids);
-  return { ids, summaries: current.filter((d) => inJob.has(d.id)) };
+  return { ids, batches: sliceBatches(ids, cut), summaries: current.filter((d) => inJob.has(d.id)) };
 }
 
 /**
@@ -382,27 +391,27 @@ interface CorpusPass {
 }
 
 /**
- * The corpus pass: plain code in the sandbox, one checkpoint per batch of documents. Batches run over the
- * checkpointed list, so their boundaries are the same on every attempt.
+ * The corpus pass: plain code in the sandbox, one checkpoint per batch of documents. The batches are the job's
+ * checkpointed cut, so their boundaries are the same on every attempt and in process or on workers.
  */
-async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, docIds: number[]): Promise<CorpusPass> {
+async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, cut: number[][]): Promise<CorpusPass> {
   const { deps, ctx } = run;
-  const batchSize = deps.settings.pipeline.batchSize;
+  const total = cut.reduce((n, b) => n + b.length, 0);
   const functionsOf = new Map(specs.map((s) => [s.name, learned.kept.get(s.name)!.map((k) => ({ id: k.id, source: k.source }))]));
-  const functionEvaluations = [...functionsOf.values()].reduce((n, fns) => n + fns.length, 0) * docIds.length;
+  const functionEvaluations = [...functionsOf.values()].reduce((n, fns) => n + fns.length, 0) * total;
   if (deps.shards) {
     const attributes = specs.map((s) => ({ name: s.name, functions: functionsOf.get(s.name)! }));
     const load = (ids: number[]) => repo.loadDocuments(deps.db, ids).map(sandboxDoc);
-    const batches = await run.timed('corpus', () => shardedCorpusPass(deps.shards!, ctx, { attributes, docIds, batchSize, load }));
+    const batches = await run.timed('corpus', () => shardedCorpusPass(deps.shards!, ctx, { attributes, batches: cut, load }));
     return { batches, functionEvaluations };
   }
   const batches: Record<string, BatchOutputs>[] = [];
   // Failures per function over the whole pass (the sandbox disables a function past its limit for the job);
   // each checkpointed batch records the counts after it, so a resumed job picks them up where it stopped.
   const failures = new Map(specs.map((s) => [s.name, new Map<string, number>()]));
-  for (let b = 0; b * batchSize < docIds.length; b++) {
-    ctx.progress('aggregation', b * batchSize, docIds.length);
-    const ids = docIds.slice(b * batchSize, (b + 1) * batchSize);
+  let done = 0;
+  for (const [b, ids] of cut.entries()) {
+    ctx.progress('aggregation', done, total);
     const out = await run.timed('corpus', () =>
       ctx.checkpoint(`batch:${b}`, async () => {
         const docs = repo.loadDocuments(deps.db, ids).map(sandboxDoc);
@@ -411,10 +420,12 @@ async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, do
         return result;
       }),
     );
+    checkBatchOutputs(b, ids, out);
     for (const spec of specs) failures.set(spec.name, new Map(Object.entries(out[spec.name].failures ?? {})));
     batches.push(out);
+    done += ids.length;
   }
-  ctx.progress('aggregation', docIds.length, docIds.length);
+  ctx.progress('aggregation', total, total);
   return { batches, functionEvaluations };
 }
 
@@ -501,11 +512,11 @@ async function directFallback(run: Run, spec: AttributeSpec, attrCells: Material
   }
 }
 
-/** Spans (where each value stands in documents.text, read in batches so memory stays flat), then the typed table. */
-async function materialize(run: Run, specs: AttributeSpec[], attributeIds: number[], decided: Decided, docIds: number[]): Promise<ReturnType<typeof columnsFor>> {
+/** Spans (where each value stands in documents.text, read batch by batch so memory stays flat), then the typed table. */
+async function materialize(run: Run, specs: AttributeSpec[], attributeIds: number[], decided: Decided, documents: JobDocuments): Promise<ReturnType<typeof columnsFor>> {
   const { deps, ctx, corpus } = run;
   const { db } = deps;
-  const batchSize = deps.settings.pipeline.batchSize;
+  const docIds = documents.ids;
   ctx.progress('materialize', 0, 1);
   const table = resultTableName(corpus.name, corpus.id);
   const columns = columnsFor(specs.map((s, i) => ({ id: attributeIds[i], name: s.name, type: decided.types[i] }))).map((c, i) =>
@@ -515,8 +526,8 @@ async function materialize(run: Run, specs: AttributeSpec[], attributeIds: numbe
     ctx.checkpoint('materialize', async () => {
       const byDoc = new Map<number, MaterialCell[]>();
       for (const c of decided.cells) if (c.value !== null) (byDoc.get(c.documentId) ?? byDoc.set(c.documentId, []).get(c.documentId)!).push(c);
-      for (let b = 0; b * batchSize < docIds.length; b++) {
-        const texts = repo.loadTexts(db, docIds.slice(b * batchSize, (b + 1) * batchSize));
+      for (const ids of documents.batches) {
+        const texts = repo.loadTexts(db, ids);
         for (const [id, text] of texts) for (const c of byDoc.get(id) ?? []) locateSpans(text, c);
       }
       columns.forEach((c) => repo.setAttributeType(db, c.attributeId, c.type));

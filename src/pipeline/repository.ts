@@ -19,6 +19,20 @@ export function documentSummaries(db: Db, corpusId: number): DocumentSummary[] {
     .all(corpusId) as DocumentSummary[];
 }
 
+/**
+ * Bytes each of the corpus's documents hands the sandbox (its text, plus the HTML of an HTML page), by id, from
+ * the stored lengths: SQLite reads a column's length without reading the text itself.
+ */
+export function documentBytes(db: Db, corpusId: number): Map<number, number> {
+  const rows = db
+    .prepare(
+      `SELECT id, coalesce(octet_length(text), 0) + (CASE WHEN kind = 'html' THEN coalesce(length(raw), 0) ELSE 0 END) AS bytes FROM documents WHERE corpus_id = ?`,
+    )
+    .raw()
+    .all(corpusId) as [number, number][];
+  return new Map(rows);
+}
+
 export function loadDocuments(db: Db, ids: readonly number[]): PipelineDocument[] {
   if (ids.length === 0) return [];
   const docs = db
