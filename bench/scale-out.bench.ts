@@ -33,7 +33,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { loadSettings, type Settings } from '../src/config.js';
 import { induceCandidates } from '../src/pipeline/induction/index.js';
-import { runBatch, type BatchOutputs } from '../src/pipeline/aggregation.js';
+import { runAttributes, runBatch } from '../src/pipeline/aggregation.js';
 import { cutBatches, sliceBatches } from '../src/pipeline/batches.js';
 import { shardedCorpusPass } from '../src/pipeline/corpus-shards.js';
 import { memoryJobContext } from '../src/pipeline/extract-job.js';
@@ -391,10 +391,7 @@ export default async function scaleOutBench(): Promise<BenchResult> {
     const failures = new Map(ATTRIBUTES.map((a) => [a.name, new Map<string, number>()]));
     for (const [b, docIds] of cut.entries())
       await ctx.checkpoint(`batch:${b}`, async () => {
-        const docs = load(docIds);
-        const out: Record<string, BatchOutputs> = {};
-        for (const a of ATTRIBUTES) out[a.name] = await runBatch(sandbox, a.functions, docs, failures.get(a.name));
-        return out;
+        return runAttributes(sandbox, ATTRIBUTES, load(docIds), failures);
       });
   };
   const shardedPass = (pool: Pool, cut: number[][], job: number) => shardedCorpusPass(pool.runner, memoryJobContext({ jobId: job }), { attributes: ATTRIBUTES, batches: cut, load });
