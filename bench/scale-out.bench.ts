@@ -18,7 +18,7 @@
  * Optional, EVAPORATE_BENCH_NETNS=1 (root, iproute2, /dev/net/tun, python3): a simulated cluster, each worker in
  * its own network namespace reaching Redis over a link with added round-trip time (bench/netns.ts), for
  * EVAPORATE_BENCH_NETNS_RTT_MS (0,1,10,50) x EVAPORATE_BENCH_NETNS_WORKERS (1,2,4,8) at concurrency 1 over
- * EVAPORATE_BENCH_NETNS_DOCS (400) documents, EVAPORATE_BENCH_NETNS_ROUNDS (2) rounds. On 2 cores it cannot show
+ * EVAPORATE_BENCH_NETNS_DOCS (400) documents in shards of EVAPORATE_BENCH_NETNS_BATCH_BYTES (2 MiB), EVAPORATE_BENCH_NETNS_ROUNDS (2) rounds. On 2 cores it cannot show
  * throughput past 2 workers; it shows how the queue's cost per shard and the total time move with latency and
  * with more workers than cores.
  *
@@ -33,7 +33,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { loadSettings, type Settings } from '../src/config.js';
 import { induceCandidates } from '../src/pipeline/induction/index.js';
-import { runBatch, type BatchOutputs } from '../src/pipeline/aggregation.js';
+import { runAttributes, runBatch } from '../src/pipeline/aggregation.js';
 import { cutBatches, sliceBatches } from '../src/pipeline/batches.js';
 import { shardedCorpusPass } from '../src/pipeline/corpus-shards.js';
 import { memoryJobContext } from '../src/pipeline/extract-job.js';
@@ -59,6 +59,8 @@ const NETNS_RTTS = list(env.EVAPORATE_BENCH_NETNS_RTT_MS, [0, 1, 10, 50]);
 const NETNS_WORKERS = list(env.EVAPORATE_BENCH_NETNS_WORKERS, [1, 2, 4, 8]);
 const NETNS_DOCS = Number(env.EVAPORATE_BENCH_NETNS_DOCS ?? 400);
 const NETNS_ROUNDS = Math.max(1, Number(env.EVAPORATE_BENCH_NETNS_ROUNDS ?? 2));
+/** Smaller shards than the main part's, so 8 workers get several each and their hand-offs show. */
+const NETNS_BATCH_BYTES = Number(env.EVAPORATE_BENCH_NETNS_BATCH_BYTES ?? 2 * 2 ** 20);
 const SITE = 'swde-book-christianbook';
 /** Extra node flags for the worker processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a shard's time goes. */
 const WORKER_NODE_ARGS = (env.EVAPORATE_BENCH_SCALE_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -374,7 +376,7 @@ export default async function scaleOutBench(): Promise<BenchResult> {
   const ids = repo.documentSummaries(db, corpusId).map((d) => d.id);
   const bytes = repo.documentBytes(db, corpusId);
   const limits = { documents: settings.pipeline.batchSize, bytes: settings.pipeline.batchBytes };
-  const cutOf = (docIds: number[]) => sliceBatches(docIds, cutBatches(docIds.map((id) => bytes.get(id) ?? 0), limits));
+  const cutOf = (docIds: number[], budget = limits.bytes) => sliceBatches(docIds, cutBatches(docIds.map((id) => bytes.get(id) ?? 0), { ...limits, bytes: budget }));
   const batches = cutOf(ids);
   // What the in-process pass hands the sandbox: text, and the HTML the DOM helpers read.
   const load = (batch: number[]) => repo.loadDocuments(db, batch).map((d) => ({ id: d.id, text: d.text, ...(d.html ? { html: d.html } : {}) }));
@@ -389,10 +391,7 @@ export default async function scaleOutBench(): Promise<BenchResult> {
     const failures = new Map(ATTRIBUTES.map((a) => [a.name, new Map<string, number>()]));
     for (const [b, docIds] of cut.entries())
       await ctx.checkpoint(`batch:${b}`, async () => {
-        const docs = load(docIds);
-        const out: Record<string, BatchOutputs> = {};
-        for (const a of ATTRIBUTES) out[a.name] = await runBatch(sandbox, a.functions, docs, failures.get(a.name));
-        return out;
+        return runAttributes(sandbox, ATTRIBUTES, load(docIds), failures);
       });
   };
   const shardedPass = (pool: Pool, cut: number[][], job: number) => shardedCorpusPass(pool.runner, memoryJobContext({ jobId: job }), { attributes: ATTRIBUTES, batches: cut, load });
@@ -519,7 +518,7 @@ async function simulatedCluster(input: {
   settings: Settings;
   dir: string;
   ids: number[];
-  cutOf: (ids: number[]) => number[][];
+  cutOf: (ids: number[], budget?: number) => number[][];
   inProcessPass: (cut: number[][]) => Promise<void>;
   shardedPass: (pool: Pool, cut: number[][], job: number) => Promise<unknown>;
   warm: (pool: Pool) => Promise<void>;
@@ -527,7 +526,7 @@ async function simulatedCluster(input: {
   log: (line: string) => void;
 }): Promise<{ rows: BenchResult['rows']; notes: string[]; extra: Record<string, unknown> }> {
   const { settings, ids, log } = input;
-  const batches = input.cutOf(ids);
+  const batches = input.cutOf(ids, NETNS_BATCH_BYTES);
   const evaluations = ids.length * input.fnCount;
   let cluster: SimulatedCluster | undefined;
   let redisServer: LocalRedis | undefined;
@@ -592,7 +591,7 @@ async function simulatedCluster(input: {
       });
     }
   const notes = [
-    `simulated cluster: ${Math.max(...NETNS_WORKERS)} network namespaces, one worker each (concurrency 1, one sandbox thread), each reaching Redis and the coordinator on the host over its own point-to-point link; the added round trip is a user-space delay line over TUN devices (bench/netns-delay.py: this kernel has no netem), so both ends run real kernel TCP; ${ids.length} documents in ${batches.length} shards, ${NETNS_ROUNDS} round(s), medians`,
+    `simulated cluster: ${Math.max(...NETNS_WORKERS)} network namespaces, one worker each (concurrency 1, one sandbox thread), each reaching Redis and the coordinator on the host over its own point-to-point link; the added round trip is a user-space delay line over TUN devices (bench/netns-delay.py: this kernel has no netem), so both ends run real kernel TCP; ${ids.length} documents in ${batches.length} shards of at most ${(NETNS_BATCH_BYTES / 2 ** 20).toFixed(1)} MiB (smaller than the main part's, so every worker gets several), ${NETNS_ROUNDS} round(s), medians`,
     'the coordinator and Redis share the host with no added delay (Redis next to the coordinator, workers remote); all of it, the delay line included, shares the same 2 cores, so more than 2 workers measure contention, not throughput',
     '"overhead ms/shard": (wall - in-process time / min(workers, 2 cores)) / shards; "hand-off ms/shard": a worker\'s wait from finishing a shard to starting its next (result written, next shard fetched and parsed); "worker ms/shard": the worker\'s own time in a shard',
   ];

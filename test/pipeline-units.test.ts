@@ -8,7 +8,7 @@ import { passages, rankPassages, selectContext } from '../src/pipeline/retrieval
 import { parseExtractRequest } from '../src/pipeline/service.js';
 import { sampleScore, selectTop } from '../src/pipeline/scoring.js';
 import { EvaporateError } from '../src/errors.js';
-import { runBatch } from '../src/pipeline/aggregation.js';
+import { runAttributes, runBatch } from '../src/pipeline/aggregation.js';
 import { createSandbox } from '../src/sandbox/index.js';
 
 describe('sampling', () => {
@@ -142,6 +142,35 @@ describe('corpus pass', () => {
       expect(resumed.values).toEqual([[null]]);
       // without the job's counts the same batch runs the function
       expect((await runBatch(sandbox, fns, [{ id: 3, text: 'good' }])).values).toEqual([[['good']]]);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  it('runs every attribute in one sandbox call with the outputs and failure counts of one call per attribute', async () => {
+    const sandbox = createSandbox({ callTimeoutMs: 1000, memoryLimitMb: 64, maxOutputChars: 200, maxFailuresPerFunction: 2, workers: 1 });
+    let calls = 0;
+    const counted = { ...sandbox, run: (...args: Parameters<typeof sandbox.run>) => (calls++, sandbox.run(...args)) };
+    // "flaky" is kept for both attributes, with its own failure count in each (one is already at 1).
+    const flaky = { id: 'flaky', source: 'function extract(t) { if (t.startsWith("bad")) throw new Error("no"); return t.split(" ")[1]; }' };
+    const attributes = [
+      { name: 'first', functions: [{ id: 'word', source: 'function extract(t) { return t.split(" ")[0]; }' }, flaky] },
+      { name: 'second', functions: [flaky, { id: 'none', source: 'function extract() { return null; }' }] },
+      { name: 'empty', functions: [] },
+    ];
+    const docs = [{ id: 1, text: 'bad one' }, { id: 2, text: 'good two' }];
+    try {
+      const expected: Record<string, unknown> = {};
+      const separate = new Map([['first', new Map<string, number>()], ['second', new Map([['flaky', 1]])], ['empty', new Map<string, number>()]]);
+      for (const a of attributes) expected[a.name] = await runBatch(sandbox, a.functions, docs, separate.get(a.name));
+      const together = new Map([['first', new Map<string, number>()], ['second', new Map([['flaky', 1]])], ['empty', new Map<string, number>()]]);
+      const got = await runAttributes(counted, attributes, docs, together);
+      expect(calls).toBe(1);
+      expect(got).toEqual(expected);
+      expect(together).toEqual(separate);
+      expect(got.first.values).toEqual([[['bad'], null], [['good'], ['two']]]);
+      expect(got.second.failures).toEqual({ flaky: 2, none: 0 });
+      expect(got.first.failures).toEqual({ word: 0, flaky: 1 });
     } finally {
       await sandbox.close();
     }

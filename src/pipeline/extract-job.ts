@@ -19,7 +19,7 @@ import { synthesizeFunctions } from './synthesis.js';
 import { scoreCandidates } from './scoring.js';
 import type { LabelDispute } from './silver-quality.js';
 import { cellValues, finalizeCells, isListShaped, locateSpans } from './list-values.js';
-import { aggregate, runBatch, type BatchOutputs } from './aggregation.js';
+import { aggregate, runAttributes, type BatchOutputs } from './aggregation.js';
 import { columnsFor, inferType, materializeTable, resultTableName, type MaterialCell } from './materialize.js';
 import { ELISION, passages } from './retrieval.js';
 import { shardedCorpusPass, type ShardRunner } from './corpus-shards.js';
@@ -399,8 +399,8 @@ async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, cu
   const total = cut.reduce((n, b) => n + b.length, 0);
   const functionsOf = new Map(specs.map((s) => [s.name, learned.kept.get(s.name)!.map((k) => ({ id: k.id, source: k.source }))]));
   const functionEvaluations = [...functionsOf.values()].reduce((n, fns) => n + fns.length, 0) * total;
+  const attributes = specs.map((s) => ({ name: s.name, functions: functionsOf.get(s.name)! }));
   if (deps.shards) {
-    const attributes = specs.map((s) => ({ name: s.name, functions: functionsOf.get(s.name)! }));
     const load = (ids: number[]) => repo.loadDocuments(deps.db, ids).map(sandboxDoc);
     const batches = await run.timed('corpus', () => shardedCorpusPass(deps.shards!, ctx, { attributes, batches: cut, load }));
     return { batches, functionEvaluations };
@@ -415,9 +415,7 @@ async function corpusPass(run: Run, specs: AttributeSpec[], learned: Learned, cu
     const out = await run.timed('corpus', () =>
       ctx.checkpoint(`batch:${b}`, async () => {
         const docs = repo.loadDocuments(deps.db, ids).map(sandboxDoc);
-        const result: Record<string, BatchOutputs> = Object.create(null); // keyed by attribute name
-        for (const spec of specs) result[spec.name] = await runBatch(deps.sandbox, functionsOf.get(spec.name)!, docs, failures.get(spec.name));
-        return result;
+        return runAttributes(deps.sandbox, attributes, docs, failures);
       }),
     );
     checkBatchOutputs(b, ids, out);

@@ -12,7 +12,7 @@
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Settings } from '../config.js';
-import { runBatch } from '../pipeline/aggregation.js';
+import { runAttributes } from '../pipeline/aggregation.js';
 import type { ShardOutputs } from '../pipeline/corpus-shards.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { isEvaporateError } from '../errors.js';
@@ -57,22 +57,27 @@ export function startShardWorker(options: { settings: Settings['shards']; sandbo
     const out: ShardOutputs = {};
     // Read once a shard: each Redis round trip is a hand-off between processes, and they add up per shard.
     const known = await redis.hgetall(key);
+    const failures = new Map(
+      shard.attributes.map((a) => [a.name, new Map(a.functions.flatMap((f): [string, number][] => {
+        const n = Number(known[failureField(a.name, f.id)] ?? 0);
+        return n > 0 ? [[f.id, n]] : [];
+      }))]),
+    );
+    const before = new Map([...failures].map(([name, counts]) => [name, new Map(counts)]));
+    // All attributes in one sandbox call: each document crosses into the sandbox once a shard.
+    const batches = await runAttributes(sandbox, shard.attributes, documents, failures);
+    const raised: [string, number][] = [];
     for (const attribute of shard.attributes) {
-      const failures = new Map<string, number>();
-      for (const f of attribute.functions) {
-        const n = Number(known[failureField(attribute.name, f.id)] ?? 0);
-        if (n > 0) failures.set(f.id, n);
-      }
-      const before = new Map(failures);
-      const batch = await runBatch(sandbox, attribute.functions, documents, failures);
       const added: Record<string, number> = {};
-      for (const [id, n] of failures) if (n > (before.get(id) ?? 0)) added[id] = n - (before.get(id) ?? 0);
-      if (Object.keys(added).length) {
-        const m = redis.multi();
-        for (const [id, n] of Object.entries(added)) m.hincrby(key, failureField(attribute.name, id), n);
-        await m.pexpire(key, 86_400_000).exec();
-      }
-      out[attribute.name] = { ...batch, failures: added };
+      const was = before.get(attribute.name)!;
+      for (const [id, n] of failures.get(attribute.name)!) if (n > (was.get(id) ?? 0)) added[id] = n - (was.get(id) ?? 0);
+      for (const [id, n] of Object.entries(added)) raised.push([failureField(attribute.name, id), n]);
+      out[attribute.name] = { ...batches[attribute.name], failures: added };
+    }
+    if (raised.length) {
+      const m = redis.multi();
+      for (const [field, n] of raised) m.hincrby(key, field, n);
+      await m.pexpire(key, 86_400_000).exec();
     }
     events.onDone?.({ jobId: shard.jobId, index: shard.index, documents: documents.length, ms: performance.now() - t0 });
     return out;
