@@ -27,7 +27,7 @@ def read(folder, name):
 
 
 def main(folders):
-    rows, correctness, profile, prefill_profile, device = {}, [], [], [], ""
+    rows, correctness, profile, prefill_profile, device, gemm_choices = {}, [], [], [], "", {}
     for folder in folders:
         device = read(folder, "gpu.txt").strip() or device
         for log in ("engine.log", "anchors.log", "results.jsonl"):
@@ -36,6 +36,10 @@ def main(folders):
                 if line.startswith("{"):
                     r = json.loads(line)
                     rows[(r["engine"], r["model"])] = r
+        for line in read(folder, "engine.log").splitlines():
+            m = re.match(r"GEMMTUNE (\S+) (.+): ([\d.]+) us$", line)
+            if m:
+                gemm_choices[(m.group(1), m.group(2))] = {"model": m.group(1), "shape_and_choice": m.group(2), "us": float(m.group(3))}
         lines = [l for l in read(folder, "correctness.log").splitlines() if l and not l.startswith("case ")]
         correctness = lines or correctness
         found, pre_found = [], []
@@ -102,10 +106,14 @@ def main(folders):
         "gen_vs_fa2_ceiling_at_bound: the anchor's decode step over our bytes-moved bound, i.e. the generation ratio an engine reading only weights and state at full bandwidth would reach.",
         "profile: decode step time per kernel category (EVAPORATE_GPU_PROFILE=1, ungraphed, events between groups); prefill_profile: the 32k x 16 prefill per category (EVAPORATE_GPU_PROFILE=prefill), GEMM operations over GEMM time against a plain 8192^3 cuBLAS bf16 GEMM timed in the same process.",
         "prefill: linear attention is a chunked (64-token) tensor-core kernel with the fp32 state held in accumulator fragments, sliding-window attention a tensor-core kernel per 64-query block; EVAPORATE_GPU_PREFILL=simt selects the scalar kernels (row based-360m-simt).",
-        "limit, decode (issue 21, unchanged this round): at 360m the step is 1.51 ms against a 0.54 ms bytes bound, so 75% needs 0.72 ms; the step's GEMMs alone take 0.63 ms graph-captured (gemm probe) and the five linear-attention layers must stream 0.8 GB of fp32 state (0.19 ms at the copy bandwidth), which leaves no room for the 55 norms, 17 convs and 5 window layers; at 1b, 75% needs 2.70 ms while the GEMMs take 2.1 ms and the linear-attention decode 7 x 112 us (76 us state-traffic bound each), 2.9 ms before anything else. Reaching it needs the GEMMs fused with their neighbours (a persistent per-layer kernel) and a smaller state (the window ring holds bf16 values in fp32), not tuning of the present kernels.",
-        "limit, generation: the ratio moves with the anchor's own run-to-run spread (FA2 Transformer at 360m: 9595, 7468 and 9909 tokens/s in three runs of the same script), and each ceiling above is the anchor's step over our bytes bound in the same run; the papers' 24x came from a slower baseline stack.",
-        "limit, prefill at 1b: GEMMs are 2.97 s of the 3.85 s profiled prefill (2049 TFLOP at 691 TFLOP/s = 0.875 of the cuBLAS peak measured in this run, 790 TFLOP/s); with every non-GEMM kernel free the ratio to our PyTorch BASED (7.65 s) would be 2.58x, and it measured 1.99x (also 1.99x in the run before, whose GEMMs ran at 716 TFLOP/s but whose linear attention was 73 ms slower). What is left outside the GEMMs at 1b: linear attention 264 ms (37 ms a layer: 256 (sequence, head) chains of 512 chunks, one 8-warp block per SM, latency-bound between barriers), window attention 203 ms, SwiGLU 162 ms and norms 105 ms (both at the copy bandwidth; only fusing them into the GEMMs' epilogues removes them), BaseConv 142 ms.",
-        "(round of issue 10) bench/results/based-gpu-gemm-probe.txt (bench/gpu/gemm_probe.cu, graph-captured): the decode step's GEMMs take 0.63 ms (360m) and 2.1 ms (1b) of the 1.61 / 4.04 ms step; cuBLASLt's best heuristic algorithm saves 2-5%, so the rest of the step (norms, mixers, SwiGLU) is where the gap to the bound lies.",
+        "bytes bound (this round): weights once plus the state each step must read and write, at the precision the engine stores it: the linear-attention state and key sum in fp32 (they accumulate), the BaseConv tail and the sliding-window ring in bf16 (they hold only rows the projections already wrote in bf16, so the narrower copy is exact). Last round's bound counted the ring and tail in fp32: 2292 / 8471 MB a step at 360m / 1b, now 1916 / 7425 MB, so the same step time is a smaller fraction of the honest bound (this round's 1.317 / 3.184 ms would be 0.41 / 0.63 of the old one).",
+        "decode (this round): linear-attention decode loads its first state rows before building the features and double-buffers the rest, z updated a feature a thread (112 -> 85 us a layer at 1b, 62 -> 44 at 360m); window decode reads a bf16 ring (87 -> 60 us a layer at 1b); BaseConv decode 8 channels a thread on a bf16 tail (10.5 -> 6.9 us at 1b); RMSNorm loads its weights with the row; decode GEMMs on the cuBLASLt algorithm measured fastest from a cold L2 for each shape, checked against cublasGemmEx on the same inputs (gemm_choices; 1-2% of the step). Step 1.515 -> 1.317 ms (360m), 3.743 -> 3.184 ms (1b).",
+        "limit, decode at 360m: 75% of the 0.458 ms bound needs a 0.611 ms step; the step's cuBLAS GEMMs alone take 0.63 ms graph-captured (based-gpu-gemm-probe.txt; 7-8.5 us a call at M = 128 for 2-8 MB of weights, 0.5-1.6 TB/s, against 0.173 ms for all 725 MB of weights at the copy bandwidth). The rest of the step is ~110 small kernels at 2-8 us each, launch- and latency-bound (profile: norm 0.27 ms for 55 norms of 0.5 MB, SwiGLU 0.13, conv 0.11, linear attention 0.22 = 44 us a layer against a 38 us state bound, window 0.21 = 42 us a layer against a 16 us ring bound). Reaching 75% needs the GEMMs and their neighbours in one kernel (norm in the prologue, SwiGLU / residual in the epilogue, a persistent per-layer decode kernel), not faster separate kernels.",
+        "limit, decode at 1b: 75% of the 1.772 ms bound needs 2.36 ms; measured 3.184. Per step (ungraphed profile, events between groups add ~2 us a group): GEMMs 2.32 ms of the 4.12 ms profiled (56%, so ~1.8 ms of the graph-captured step) for 4115 MB of weights, 0.98 ms at the copy bandwidth: cuBLAS / cuBLASLt run the M = 128 projections at 1.8-2.3 TB/s effective (fc1 2048 x 11008: 20.5 us for 45 MB), linear attention 0.59 ms (85 us a layer, 0.90 of its 77 us state-traffic bound), window 0.42 ms (60 us a layer against a 32 us ring bound; a single-pass variant with all of a thread's rows in flight measured slower, 78 us, at 120 registers and 2 blocks an SM), norms 0.38 ms (73 x 5.2 us), SwiGLU 0.21 ms (36 x 5.8 us), conv 0.15 ms. With every other kernel at its state-traffic bound (linear attention 0.54 ms, window 0.23 ms a step) the step would still be ~2.6 ms, above the 2.36 ms that 75% needs: the GEMMs' bandwidth at M = 128 is the limit.",
+        "limit, generation: ours 84.5k -> 97.2k tokens/s (360m) and 34.2k -> 40.2k (1b) this round; the ratio also moves with the anchor's run-to-run spread (FA2 Transformer at 360m: 9595, 7468, 9909 and now 8239 tokens/s; at 1b 6433 and now 7404). 20x at 360m needs a 0.777 ms step at this run's anchor (bound 0.458 ms, so 59% of the bound, past where the GEMMs alone are, see above); 6.5x at 1b needs 2.66 ms (measured 3.18). Each ceiling is the anchor's step over our bytes bound in the same run; the papers' 24x came from a slower baseline stack.",
+        "prefill (this round): BaseConv prefill slides each thread down 4 tokens with 8 channels (142 -> 124 ms at 1b), rotary once per (token, frequency) for all heads, the window ring read and written in bf16; 32k x 16 at 1b 3.855 -> 3.741 s. The 1b ratio to our PyTorch BASED (7.59 s here) is 2.03x: met, by a margin smaller than the GEMMs' run-to-run spread (691-716 TFLOP/s over three runs).",
+        "limit, prefill kernels (bench/results/based-gpu-ncu-prefill.txt, Nsight Compute at 1b, 16 x 1024 tokens): linear attention (261 ms at 32k x 16) is latency-bound at one 8-warp block an SM (255 registers, the fp32 state in accumulator fragments; 35% of memory and 31% of SM throughput), 256 (sequence, head) chains of 512 chunks: more parallelism needs the sequence split across blocks with a second pass over chunk states; window attention (136 ms + 29 ms rotary, against ~2 ms a layer of QKV traffic) runs one 16-warp block an SM (172 KB of shared memory), 38% memory and 48% SM throughput, its load, score, softmax and PV phases serialized by barriers; BaseConv at 52% of memory throughput (114 registers, 25% occupancy). SwiGLU (162 ms) and norms (105 ms) run at the copy bandwidth: only fusing them into the GEMMs removes them.",
+        "(round of issue 10) bench/results/based-gpu-gemm-probe.txt (bench/gpu/gemm_probe.cu, graph-captured): the decode step's GEMMs take 0.63 ms at 360m; its 1b rows used fc1 / fc2 widths of 16384 / 8192 where the model's are 11008 / 5504 (mlp width 5504), so its 1b total (2.1 ms) overstates; gemm_choices gives this run's per-shape times.",
     ]
     result = {
         "name": "based-gpu",
@@ -117,6 +125,8 @@ def main(folders):
         "correctness": correctness,
         "profile": profile,
         "prefill_profile": prefill_profile,
+        # decode GEMM shapes (rows x in x out): cublasGemmEx's time from a cold L2, the algorithm chosen, its time
+        "gemm_choices": list(gemm_choices.values()),
         "rows": list(rows.values()),
     }
     here = os.path.dirname(os.path.abspath(__file__))

@@ -10,6 +10,11 @@
 #if __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
 #define BASED_HAVE_CUBLAS 1
+// cuBLASLt, where it comes with cuBLAS: the decode step's skinny GEMMs run the algorithm that measured fastest
+#if __has_include(<cublasLt.h>)
+#include <cublasLt.h>
+#define BASED_HAVE_CUBLASLT 1
+#endif
 #endif
 
 #include <cstdlib>
@@ -18,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -125,12 +131,13 @@ __global__ void biasRmsnormVecKernel(float* X, const int64_t* rows, const float*
   const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
   float4* x = reinterpret_cast<float4*>(X + r * d);
   const int n4 = d / 4;
-  float4 v[V];
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  float4 v[V], g[V];  // the norm's weights are loaded with the row, not after the reduction's barriers
   float ss = 0;
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
-    if (i < n4) v[j] = x[i];
+    if (i < n4) v[j] = x[i], g[j] = w4[i];
   }
 #pragma unroll
   for (int j = 0; j < V; ++j) {
@@ -145,14 +152,12 @@ __global__ void biasRmsnormVecKernel(float* X, const int64_t* rows, const float*
   }
   const float inv = rsqrtf(blockSum(ss) / d + eps);
   __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(H + int64_t(blockIdx.x) * d);
-  const float4* w4 = reinterpret_cast<const float4*>(w);
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
     if (i >= n4) continue;
-    const float4 g = w4[i];
-    h[2 * i] = __floats2bfloat162_rn(v[j].x * inv * g.x, v[j].y * inv * g.y);
-    h[2 * i + 1] = __floats2bfloat162_rn(v[j].z * inv * g.z, v[j].w * inv * g.w);
+    h[2 * i] = __floats2bfloat162_rn(v[j].x * inv * g[j].x, v[j].y * inv * g[j].y);
+    h[2 * i + 1] = __floats2bfloat162_rn(v[j].z * inv * g[j].z, v[j].w * inv * g[j].w);
   }
 }
 
@@ -237,8 +242,11 @@ __global__ void advanceKernel(int64_t* pos, int B, int L) {
 
 // ---------------------------------------------------------------- BaseConv (short causal conv, gated)
 
-// U: [B*L, 2*inner] (conv input, then gate). tail: [slots][K-1][inner] fp32, oldest first.
-__global__ void convKernel(const bf16* U, const float* tail, const float* w, const float* b, bf16* V, int B, int L, int inner, int K) {
+// The kept inputs (tail: [slots][K-1][inner], oldest first) are stored in bf16: they are rows of U, which the
+// input projection already wrote in bf16, so the narrower state loses nothing and halves its traffic.
+
+// U: [B*L, 2*inner] (conv input, then gate).
+__global__ void convKernel(const bf16* U, const bf16* tail, const float* w, const float* b, bf16* V, int B, int L, int inner, int K) {
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(B) * L * inner) return;
   const int ch = int(idx % inner);
@@ -247,78 +255,148 @@ __global__ void convKernel(const bf16* U, const float* tail, const float* w, con
   float y = b ? b[ch] : 0.f;
   for (int j = 0; j < K; ++j) {
     const int x = tt - (K - 1) + j;
-    const float in = x >= 0 ? __bfloat162float(U[(int64_t(s) * L + x) * 2 * inner + ch]) : tail[(int64_t(s) * (K - 1) + (K - 1 + x)) * inner + ch];
-    y += w[ch * K + j] * in;
+    const bf16 in = x >= 0 ? U[(int64_t(s) * L + x) * 2 * inner + ch] : tail[(int64_t(s) * (K - 1) + (K - 1 + x)) * inner + ch];
+    y += w[ch * K + j] * __bfloat162float(in);
   }
   V[t * inner + ch] = __float2bfloat16(silu(y) * __bfloat162float(U[t * 2 * inner + inner + ch]));
 }
 
-// The same for prefill with 8 channels a thread (inner % 8 == 0): a block per token row, 16-byte loads of the K
-// input rows, the gate and the taps' weights (wT: [K][inner], so a warp's weight loads are contiguous). convKernel's
-// 64-bit index arithmetic per element, not its bytes, had bounded it; a first version that read w [inner][K]
-// directly (24 loads of 24-float stride a thread) ran L1-bound at 4x the bytes' time, and one that slid each thread
-// down 16 tokens ran at a block per SM (139 registers) and was slower still.
-constexpr int kConvMaxK = 4;
-__global__ void conv8Kernel(const bf16* U, const float* tail, const float* wT, const float* b, bf16* V, int L, int inner, int K) {
-  const int64_t t = blockIdx.x;
-  const int s = int(t / L), tt = int(t % L);
-  for (int ch = threadIdx.x * 8; ch < inner; ch += blockDim.x * 8) {
-    float y[8], in[8];
-    if (b) {
-      const float4 b0 = *reinterpret_cast<const float4*>(b + ch), b1 = *reinterpret_cast<const float4*>(b + ch + 4);
-      y[0] = b0.x, y[1] = b0.y, y[2] = b0.z, y[3] = b0.w, y[4] = b1.x, y[5] = b1.y, y[6] = b1.z, y[7] = b1.w;
-    } else {
+// Prefill with 8 channels a thread (inner % 8 == 0, K <= kConvMaxK), each thread sliding down kConvTok consecutive
+// tokens: the taps' weights are loaded once for them, the K-1 earlier inputs stay in registers, and all the group's
+// input and gate rows (16-byte loads) are issued before the first is used. A block per token row (the previous
+// version) read every input row K times and spent its time in 64-bit index arithmetic and block launches; a
+// version sliding 16 tokens ran at one block per SM (139 registers).
+constexpr int kConvMaxK = 4, kConvTok = 4;
+template <int K>
+__global__ void __launch_bounds__(256) convSlideKernel(const bf16* __restrict__ U, const bf16* __restrict__ tail, const float* __restrict__ wT,
+                                                       const float* __restrict__ b, bf16* __restrict__ V, int64_t T, int L, int inner) {
+  static_assert(K >= 2 && K <= kConvMaxK, "taps");
+  const int per = inner / 8;
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t t0 = idx / per * kConvTok;
+  if (t0 >= T) return;
+  const int ch = int(idx % per) * 8;
+  const int64_t ld = 2 * int64_t(inner);
+  uint4 xin[kConvTok], gin[kConvTok];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) y[e] = 0.f;
-    }
-    for (int j = 0; j < K; ++j) {
-      const int x = tt - (K - 1) + j;
-      if (x >= 0) {
-        unpack8(*reinterpret_cast<const uint4*>(U + (int64_t(s) * L + x) * 2 * inner + ch), in);
-      } else {
-        const float4* tl = reinterpret_cast<const float4*>(tail + (int64_t(s) * (K - 1) + (K - 1 + x)) * inner + ch);
-        const float4 lo = tl[0], hi = tl[1];
-        in[0] = lo.x, in[1] = lo.y, in[2] = lo.z, in[3] = lo.w, in[4] = hi.x, in[5] = hi.y, in[6] = hi.z, in[7] = hi.w;
+  for (int k = 0; k < kConvTok; ++k)
+    if (t0 + k < T) xin[k] = *reinterpret_cast<const uint4*>(U + (t0 + k) * ld + ch), gin[k] = *reinterpret_cast<const uint4*>(U + (t0 + k) * ld + inner + ch);
+  float w[K][8], y0[8];
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    const float4 a = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch), c = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch + 4);
+    w[j][0] = a.x, w[j][1] = a.y, w[j][2] = a.z, w[j][3] = a.w, w[j][4] = c.x, w[j][5] = c.y, w[j][6] = c.z, w[j][7] = c.w;
+  }
+  if (b) {
+    const float4 a = *reinterpret_cast<const float4*>(b + ch), c = *reinterpret_cast<const float4*>(b + ch + 4);
+    y0[0] = a.x, y0[1] = a.y, y0[2] = a.z, y0[3] = a.w, y0[4] = c.x, y0[5] = c.y, y0[6] = c.z, y0[7] = c.w;
+  } else {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) y0[e] = 0.f;
+  }
+  // win[j]: the input K-1-j positions before the current token (row of U, or of the kept tail before position 0)
+  float win[K - 1][8];
+  int s = int(t0 / L), tt = int(t0 % L);
+#pragma unroll
+  for (int k = 0; k < kConvTok; ++k) {
+    if (t0 + k >= T) continue;  // (not break: the loop must unroll, or xin / gin go to local memory)
+    if (k == 0 || tt == 0) {    // the group's first token, or a new sequence starting inside the group
+#pragma unroll
+      for (int j = 0; j < K - 1; ++j) {
+        const int x = tt - (K - 1) + j;
+        const bf16* src = x >= 0 ? U + (int64_t(s) * L + x) * ld + ch : tail + (int64_t(s) * (K - 1) + (K - 1 + x)) * inner + ch;
+        unpack8(*reinterpret_cast<const uint4*>(src), win[j]);
       }
-      const float4 w0 = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch), w1 = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch + 4);
-      y[0] += w0.x * in[0], y[1] += w0.y * in[1], y[2] += w0.z * in[2], y[3] += w0.w * in[3];
-      y[4] += w1.x * in[4], y[5] += w1.y * in[5], y[6] += w1.z * in[6], y[7] += w1.w * in[7];
     }
-    float g[8];
-    unpack8(*reinterpret_cast<const uint4*>(U + t * 2 * inner + inner + ch), g);
+    float x[8], g[8], y[8];
+    unpack8(xin[k], x);
+    unpack8(gin[k], g);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) y[e] = silu(y[e]) * g[e];
-    *reinterpret_cast<uint4*>(V + t * inner + ch) = pack8(y);
+    for (int e = 0; e < 8; ++e) {
+      float acc = y0[e] + w[K - 1][e] * x[e];
+#pragma unroll
+      for (int j = 0; j < K - 1; ++j) acc += w[j][e] * win[j][e];
+      y[e] = silu(acc) * g[e];
+    }
+    *reinterpret_cast<uint4*>(V + (t0 + k) * inner + ch) = pack8(y);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+#pragma unroll
+      for (int j = 0; j + 1 < K - 1; ++j) win[j][e] = win[j + 1][e];
+      win[K - 2][e] = x[e];
+    }
+    if (++tt == L) tt = 0, ++s;
   }
 }
 
 // Decode (L == 1): the convolution and the shift of the kept inputs in one pass (convKernel + convTailKernel).
-__global__ void convDecodeKernel(const bf16* U, float* tail, const float* w, const float* b, bf16* V, int B, int inner, int K) {
+__global__ void convDecodeKernel(const bf16* U, bf16* tail, const float* w, const float* b, bf16* V, int B, int inner, int K) {
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(B) * inner) return;
   const int ch = int(idx % inner), s = int(idx / inner);
-  float* tl = tail + int64_t(s) * (K - 1) * inner;
-  const float x = __bfloat162float(U[int64_t(s) * 2 * inner + ch]);
+  bf16* tl = tail + int64_t(s) * (K - 1) * inner;
+  const bf16 x = U[int64_t(s) * 2 * inner + ch];
   float y = b ? b[ch] : 0.f;
   for (int j = 0; j < K - 1; ++j) {
-    const float kept = tl[int64_t(j) * inner + ch];
-    y += w[ch * K + j] * kept;
+    const bf16 kept = tl[int64_t(j) * inner + ch];
+    y += w[ch * K + j] * __bfloat162float(kept);
     if (j > 0) tl[int64_t(j - 1) * inner + ch] = kept;
   }
-  y += w[ch * K + K - 1] * x;
+  y += w[ch * K + K - 1] * __bfloat162float(x);
   if (K > 1) tl[int64_t(K - 2) * inner + ch] = x;
   V[int64_t(s) * inner + ch] = __float2bfloat16(silu(y) * __bfloat162float(U[int64_t(s) * 2 * inner + inner + ch]));
 }
 
-// Runs after convKernel: keeps the last K-1 inputs. Increasing j reads slots at or past L+j, never ones already rewritten.
-__global__ void convTailKernel(const bf16* U, float* tail, int B, int L, int inner, int K) {
+// The same, 8 channels a thread (inner % 8 == 0, K <= kConvMaxK): every load is 16 bytes and all of a thread's are
+// issued before the first use; the one-channel form above made 2-byte loads of the input, gate and tail and
+// 4-byte loads of taps strided by K.
+template <int K>
+__global__ void convDecode8Kernel(const bf16* __restrict__ U, bf16* __restrict__ tail, const float* __restrict__ wT, const float* __restrict__ b,
+                                  bf16* __restrict__ V, int B, int inner) {
+  static_assert(K >= 2 && K <= kConvMaxK, "taps");
+  const int per = inner / 8;
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= int64_t(B) * per) return;
+  const int ch = int(idx % per) * 8, s = int(idx / per);
+  bf16* tl = tail + int64_t(s) * (K - 1) * inner + ch;
+  uint4 in[K];  // the kept inputs, oldest first, then this token's
+#pragma unroll
+  for (int j = 0; j < K - 1; ++j) in[j] = *reinterpret_cast<const uint4*>(tl + int64_t(j) * inner);
+  in[K - 1] = *reinterpret_cast<const uint4*>(U + int64_t(s) * 2 * inner + ch);
+  const uint4 gr = *reinterpret_cast<const uint4*>(U + int64_t(s) * 2 * inner + inner + ch);
+  float y[8], x[8];
+  if (b) {
+    const float4 a = *reinterpret_cast<const float4*>(b + ch), c = *reinterpret_cast<const float4*>(b + ch + 4);
+    y[0] = a.x, y[1] = a.y, y[2] = a.z, y[3] = a.w, y[4] = c.x, y[5] = c.y, y[6] = c.z, y[7] = c.w;
+  } else {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) y[e] = 0.f;
+  }
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    unpack8(in[j], x);
+    const float4 a = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch), c = *reinterpret_cast<const float4*>(wT + int64_t(j) * inner + ch + 4);
+    y[0] += a.x * x[0], y[1] += a.y * x[1], y[2] += a.z * x[2], y[3] += a.w * x[3];
+    y[4] += c.x * x[4], y[5] += c.y * x[5], y[6] += c.z * x[6], y[7] += c.w * x[7];
+  }
+#pragma unroll
+  for (int j = 0; j < K - 1; ++j) *reinterpret_cast<uint4*>(tl + int64_t(j) * inner) = in[j + 1];
+  float g[8];
+  unpack8(gr, g);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) y[e] = silu(y[e]) * g[e];
+  *reinterpret_cast<uint4*>(V + int64_t(s) * inner + ch) = pack8(y);
+}
+
+// Runs after the prefill conv: keeps the last K-1 inputs. Increasing j reads slots at or past L+j, never ones already rewritten.
+__global__ void convTailKernel(const bf16* U, bf16* tail, int B, int L, int inner, int K) {
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(B) * inner) return;
   const int ch = int(idx % inner), s = int(idx / inner);
-  float* tl = tail + int64_t(s) * (K - 1) * inner;
+  bf16* tl = tail + int64_t(s) * (K - 1) * inner;
   for (int j = 0; j < K - 1; ++j) {
     const int x = L - (K - 1) + j;
-    tl[int64_t(j) * inner + ch] = x >= 0 ? __bfloat162float(U[(int64_t(s) * L + x) * 2 * inner + ch]) : tl[int64_t(K - 1 + x) * inner + ch];
+    tl[int64_t(j) * inner + ch] = x >= 0 ? U[(int64_t(s) * L + x) * 2 * inner + ch] : tl[int64_t(K - 1 + x) * inner + ch];
   }
 }
 
@@ -783,16 +861,32 @@ __global__ void __launch_bounds__(kLaTcWarps * 32) laPrefillTcKernel(LaArgs a, L
 
 // Decode (one token per slot): one pass over the state updates it and forms the output from the updated rows.
 // Threads: (dh / VEC) column groups x G row groups; each thread moves VEC contiguous floats of a row (float4 where
-// the head dim allows), kLaRowsInFlight rows' loads in flight before any is used, so the state streams near full
-// bandwidth (on an H200, 8 in flight ran 14% slower than 4 at the based-1b shape).
+// the head dim allows), kLaRowsInFlight rows' loads in flight (on an H200, 8 in flight ran 14% slower than 4 at the
+// based-1b shape). The first rows of the state are loaded before the feature table and phi(q), phi(k) are built
+// (the state does not depend on this step's projections), each group of rows' loads is issued before the previous
+// group is updated (double buffering), and the key sum z is updated by one feature a thread in parallel. The kernel
+// before this one issued its first loads only after the features, and let one lane of each warp walk its rows'
+// z with a dependent load each: 112 against 84 us a layer at based-1b (the state's traffic at the copy bandwidth
+// is 76 us).
 constexpr int kLaRowsInFlight = 4;
 template <int VEC>
-__global__ void laDecodeKernel(LaArgs a) {
+__global__ void __launch_bounds__(256) laDecodeKernel(LaArgs a) {
   using Vec = typename std::conditional<VEC == 4, float4, float>::type;
   __shared__ FeatureTable ft;
-  __shared__ float pq[1024], pk[1024], v[256], num[1024], den[256];
+  __shared__ float pq[1024], pk[1024], v[256], num[1024];
   const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
   const int F = a.F, dh = a.dh, cols = dh / VEC, G = blockDim.x / cols;
+  const int jc = threadIdx.x % cols, g = threadIdx.x / cols;
+  Vec* __restrict__ S = reinterpret_cast<Vec*>(a.S + (int64_t(s) * a.h + hd) * F * dh);
+  float* __restrict__ z = a.z + (int64_t(s) * a.h + hd) * F;
+  constexpr int R = kLaRowsInFlight;
+  Vec cur[R];
+#pragma unroll
+  for (int u = 0; u < R; ++u) {
+    const int i = g + u * G;
+    if (i < F) cur[u] = S[int64_t(i) * cols + jc];
+  }
+  const float z0 = threadIdx.x < F ? z[threadIdx.x] : 0.f;
   buildTable(ft, a.f, a.rd);
   __syncthreads();
   const bf16* row = a.QKV + int64_t(s) * a.ld;
@@ -802,75 +896,78 @@ __global__ void laDecodeKernel(LaArgs a) {
   }
   for (int j = threadIdx.x; j < dh; j += blockDim.x) v[j] = __bfloat162float(row[a.vOff + hd * dh + j]);
   __syncthreads();
-  const int jc = threadIdx.x % cols, g = threadIdx.x / cols;
-  Vec* __restrict__ S = reinterpret_cast<Vec*>(a.S + (int64_t(s) * a.h + hd) * F * dh);
-  float* __restrict__ z = a.z + (int64_t(s) * a.h + hd) * F;
-  float acc[VEC], vj[VEC], dacc = 0;
+  float dpart = 0;
+  for (int i = threadIdx.x; i < F; i += blockDim.x) {
+    const float zi = (i == threadIdx.x ? z0 : z[i]) + pk[i];
+    z[i] = zi;
+    dpart += pq[i] * zi;
+  }
+  float acc[VEC], vj[VEC];
 #pragma unroll
   for (int e = 0; e < VEC; ++e) acc[e] = 0.f, vj[e] = v[jc * VEC + e];
-  for (int i0 = g; i0 < F; i0 += kLaRowsInFlight * G) {
-    Vec sv[kLaRowsInFlight];
+  for (int i0 = g; i0 < F; i0 += R * G) {
+    Vec nxt[R];
 #pragma unroll
-    for (int u = 0; u < kLaRowsInFlight; ++u) {
-      const int i = i0 + u * G;
-      if (i < F) sv[u] = S[int64_t(i) * cols + jc];
+    for (int u = 0; u < R; ++u) {
+      const int i = i0 + (R + u) * G;
+      if (i < F) nxt[u] = S[int64_t(i) * cols + jc];
     }
 #pragma unroll
-    for (int u = 0; u < kLaRowsInFlight; ++u) {
+    for (int u = 0; u < R; ++u) {
       const int i = i0 + u * G;
       if (i < F) {
-        float* x = reinterpret_cast<float*>(&sv[u]);
+        float* x = reinterpret_cast<float*>(&cur[u]);
+        const float ki = pk[i], qi = pq[i];
 #pragma unroll
         for (int e = 0; e < VEC; ++e) {
-          x[e] += pk[i] * vj[e];
-          acc[e] += pq[i] * x[e];
+          x[e] += ki * vj[e];
+          acc[e] += qi * x[e];
         }
-        S[int64_t(i) * cols + jc] = sv[u];
-        if (jc == 0) {
-          const float zi = z[i] + pk[i];
-          z[i] = zi;
-          dacc += pq[i] * zi;
-        }
+        S[int64_t(i) * cols + jc] = cur[u];
       }
+      cur[u] = nxt[u];
     }
   }
 #pragma unroll
   for (int e = 0; e < VEC; ++e) num[g * dh + jc * VEC + e] = acc[e];
-  if (jc == 0) den[g] = dacc;
-  __syncthreads();
+  const float den = blockSum(dpart);  // its barriers also order the num stores before the reads below
   for (int j = threadIdx.x; j < dh; j += blockDim.x) {
-    float n = 0, dd = 0;
-    for (int k = 0; k < G; ++k) n += num[k * dh + j], dd += den[k];
-    a.Y[int64_t(s) * (a.h * dh) + hd * dh + j] = __float2bfloat16(n / (dd + a.eps));
+    float n = 0;
+    for (int k = 0; k < G; ++k) n += num[k * dh + j];
+    a.Y[int64_t(s) * (a.h * dh) + hd * dh + j] = __float2bfloat16(n / (den + a.eps));
   }
 }
 
 // ---------------------------------------------------------------- sliding-window softmax attention
 
+// A thread per (token, frequency): the angle's powf and sincosf once, applied to that pair in every head's q and k
+// (a thread per head as well spent the prefill's rotary time on the same transcendental 2h times over).
 __global__ void rotaryKernel(bf16* QKV, const int64_t* pos, int B, int L, int d, int h, int dh, int rd, float base) {
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int half = rd / 2;
-  if (idx >= int64_t(B) * L * h * half) return;
+  if (idx >= int64_t(B) * L * half) return;
   const int i = int(idx % half);
-  const int hd = int((idx / half) % h);
-  const int64_t t = idx / (int64_t(half) * h);
+  const int64_t t = idx / half;
   const int s = int(t / L), tt = int(t % L);
   const float invFreq = powf(base, -float(2 * i) / float(rd));
   const float ang = float(pos[s] + tt) * invFreq;
   float sn, cs;
   sincosf(ang, &sn, &cs);
-  for (int part = 0; part < 2; ++part) {
-    bf16* x = QKV + t * 3 * d + part * d + hd * dh;
-    const float x1 = __bfloat162float(x[i]), x2 = __bfloat162float(x[i + half]);
-    x[i] = __float2bfloat16(x1 * cs - x2 * sn);
-    x[i + half] = __float2bfloat16(x1 * sn + x2 * cs);
-  }
+  for (int part = 0; part < 2; ++part)
+    for (int hd = 0; hd < h; ++hd) {
+      bf16* x = QKV + t * 3 * d + part * d + hd * dh;
+      const float x1 = __bfloat162float(x[i]), x2 = __bfloat162float(x[i + half]);
+      x[i] = __float2bfloat16(x1 * cs - x2 * sn);
+      x[i + half] = __float2bfloat16(x1 * sn + x2 * cs);
+    }
 }
 
 struct SwArgs {
   const bf16* QKV;  // [T, 3d], rotary applied
-  const float* keys;    // ring [slots, W+1, d]
-  const float* values;
+  // ring [slots, W+1, d] in bf16: its rows are keys (rotary applied) and values the projection wrote in bf16, so
+  // the narrower ring is exact and moves half the bytes of an fp32 one
+  const bf16* keys;
+  const bf16* values;
   const int64_t* pos;
   bf16* Y;  // [T, d]
   int B, L, d, h, dh, W;
@@ -903,8 +1000,8 @@ __global__ void swAttentionKernel(SwArgs a) {
     for (int e = 0; e < 4; ++e) {
       const int col = lane + 32 * e;
       const bool ok = e < per && col < a.dh;
-      kv[e] = !ok ? 0.f : fresh ? __bfloat162float(r[a.d + hd * a.dh + col]) : a.keys[off + col];
-      vv[e] = !ok ? 0.f : fresh ? __bfloat162float(r[2 * a.d + hd * a.dh + col]) : a.values[off + col];
+      kv[e] = !ok ? 0.f : __bfloat162float(fresh ? r[a.d + hd * a.dh + col] : a.keys[off + col]);
+      vv[e] = !ok ? 0.f : __bfloat162float(fresh ? r[2 * a.d + hd * a.dh + col] : a.values[off + col]);
     }
     float dot = 0;
     for (int e = 0; e < 4; ++e) dot += q[e] * kv[e];
@@ -936,8 +1033,8 @@ __global__ void swDecodeKernel(SwArgs a) {
     if (jp == p) {
       for (int e = lane; e < a.dh; e += 32) part += q[e] * __bfloat162float(row[a.d + hd * a.dh + e]);
     } else {
-      const float* k = a.keys + (int64_t(s) * ring + jp % ring) * a.d + hd * a.dh;
-      for (int e = lane; e < a.dh; e += 32) part += q[e] * k[e];
+      const bf16* k = a.keys + (int64_t(s) * ring + jp % ring) * a.d + hd * a.dh;
+      for (int e = lane; e < a.dh; e += 32) part += q[e] * __bfloat162float(k[e]);
     }
     part = warpSum(part);
     if (lane == 0) sc[j] = part * a.scale;
@@ -963,7 +1060,7 @@ __global__ void swDecodeKernel(SwArgs a) {
   for (int j = g; j < n; j += G) {
     const int64_t jp = lo + j;
     const float v = jp == p ? __bfloat162float(row[2 * a.d + hd * a.dh + col])
-                            : a.values[(int64_t(s) * ring + jp % ring) * a.d + hd * a.dh + col];
+                            : __bfloat162float(a.values[(int64_t(s) * ring + jp % ring) * a.d + hd * a.dh + col]);
     acc += sc[j] * v;
   }
   outp[threadIdx.x] = acc;
@@ -976,25 +1073,28 @@ __global__ void swDecodeKernel(SwArgs a) {
 
 // Decode with rotary and the ring write fused in, a block per (slot, head). The current key and value go to their
 // ring row first (position p replaces p - W - 1, already outside the window), so scores and the weighted sum read
-// only the ring. Each thread moves VEC contiguous floats of a row and the dh / VEC threads of a row are adjacent
-// lanes, so a row's dot product reduces with shuffles; loops run on block-uniform bounds for the shuffles' sake.
-template <int VEC>
-__global__ void swDecodeFusedKernel(SwArgs a, float* keys, float* values, int rd, float base) {
-  using Vec = typename std::conditional<VEC == 4, float4, float>::type;
-  __shared__ float qs[128], sc[1024], outp[1024], red[64];
+// only the ring. Each thread moves 8 contiguous bf16 of a row (16 bytes) and the dh / 8 threads of a row are
+// adjacent lanes, so a row's dot product reduces with shuffles; loops run on block-uniform bounds for the shuffles'
+// sake. The value rows of the first pass are loaded before the softmax's reductions, which do not need them. A
+// single-pass form that loaded all of a thread's window rows (keys and values) before the rotary measured slower at
+// based-1b (78 against 60 us a layer): 120 registers left 2 blocks an SM where this one runs 8.
+constexpr int kSwRowsInFlight = 4;
+__global__ void swDecodeFusedKernel(SwArgs a, bf16* keys, bf16* values, int rd, float base) {
+  __shared__ float qs[128], sc[1024], outp[2048], red[64];
   const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
-  const int dh = a.dh, cols = dh / VEC, R = blockDim.x / cols;
+  const int dh = a.dh, cols = dh / 8, R = blockDim.x / cols;
   const int jc = threadIdx.x % cols, g = threadIdx.x / cols;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int64_t p = a.pos[s], lo = p - a.W > 0 ? p - a.W : 0;
   const int n = int(p - lo + 1), ring = a.W + 1;
   const bf16* row = a.QKV + int64_t(s) * 3 * a.d + hd * dh;  // q; k at +d, v at +2d
   const int64_t headOff = int64_t(s) * ring * a.d + hd * dh;
-  float* kr = keys + headOff + (p % ring) * a.d;
-  float* vr = values + headOff + (p % ring) * a.d;
+  bf16* kr = keys + headOff + (p % ring) * a.d;
+  bf16* vr = values + headOff + (p % ring) * a.d;
   const int half = rd / 2;
   for (int e = threadIdx.x; e < dh; e += blockDim.x) {
-    float q = __bfloat162float(row[e]), k = __bfloat162float(row[a.d + e]);
+    float q = __bfloat162float(row[e]);
+    bf16 k = row[a.d + e];
     if (e < rd) {  // as rotaryKernel, rounded to bf16 as it stores
       const int i = e < half ? e : e - half;
       const float invFreq = powf(base, -float(2 * i) / float(rd));
@@ -1003,36 +1103,44 @@ __global__ void swDecodeFusedKernel(SwArgs a, float* keys, float* values, int rd
       const float q1 = __bfloat162float(row[i]), q2 = __bfloat162float(row[i + half]);
       const float k1 = __bfloat162float(row[a.d + i]), k2 = __bfloat162float(row[a.d + i + half]);
       q = __bfloat162float(__float2bfloat16(e < half ? q1 * cs - q2 * sn : q1 * sn + q2 * cs));
-      k = __bfloat162float(__float2bfloat16(e < half ? k1 * cs - k2 * sn : k1 * sn + k2 * cs));
+      k = __float2bfloat16(e < half ? k1 * cs - k2 * sn : k1 * sn + k2 * cs);
     }
     qs[e] = q;
     kr[e] = k;
-    vr[e] = __bfloat162float(row[2 * a.d + e]);
+    vr[e] = row[2 * a.d + e];
   }
   __syncthreads();
-  float qv[VEC];
+  float qv[8];
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) qv[e] = qs[jc * VEC + e];
-  auto at = [&](const float* ring0, int j) { return reinterpret_cast<const Vec*>(ring0 + headOff + ((lo + j) % ring) * a.d) + jc; };
-  for (int b0 = 0; b0 < n; b0 += 4 * R) {
-    Vec kv[4];
+  for (int e = 0; e < 8; ++e) qv[e] = qs[jc * 8 + e];
+  auto at = [&](const bf16* ring0, int j) { return reinterpret_cast<const uint4*>(ring0 + headOff + ((lo + j) % ring) * a.d) + jc; };
+  constexpr int U = kSwRowsInFlight;
+  for (int b0 = 0; b0 < n; b0 += U * R) {
+    uint4 kv[U];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int j = b0 + g + u * R;
       if (j < n) kv[u] = *at(keys, j);
     }
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int j = b0 + g + u * R;
       float part = 0;
       if (j < n) {
-        const float* x = reinterpret_cast<const float*>(&kv[u]);
+        float x[8];
+        unpack8(kv[u], x);
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) part += qv[e] * x[e];
+        for (int e = 0; e < 8; ++e) part += qv[e] * x[e];
       }
       for (int o = cols / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffff, part, o);
       if (j < n && jc == 0) sc[j] = part * a.scale;
     }
+  }
+  uint4 vv[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int j = g + u * R;
+    if (j < n) vv[u] = *at(values, j);
   }
   __syncthreads();
   float m = -INFINITY;
@@ -1049,28 +1157,31 @@ __global__ void swDecodeFusedKernel(SwArgs a, float* keys, float* values, int rd
   __syncthreads();
   sum = 0;
   for (int w = 0; w < warps; ++w) sum += red[32 + w];
-  float acc[VEC];
+  float acc[8];
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) acc[e] = 0.f;
-  for (int b0 = 0; b0 < n; b0 += 4 * R) {
-    Vec vv[4];
+  for (int e = 0; e < 8; ++e) acc[e] = 0.f;
+  for (int b0 = 0; b0 < n; b0 += U * R) {
+    if (b0 > 0) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int j = b0 + g + u * R;
-      if (j < n) vv[u] = *at(values, j);
+      for (int u = 0; u < U; ++u) {
+        const int j = b0 + g + u * R;
+        if (j < n) vv[u] = *at(values, j);
+      }
     }
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int j = b0 + g + u * R;
       if (j < n) {
-        const float* x = reinterpret_cast<const float*>(&vv[u]);
+        float x[8];
+        unpack8(vv[u], x);
+        const float pj = sc[j];
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) acc[e] += sc[j] * x[e];
+        for (int e = 0; e < 8; ++e) acc[e] += pj * x[e];
       }
     }
   }
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) outp[g * dh + jc * VEC + e] = acc[e];
+  for (int e = 0; e < 8; ++e) outp[g * dh + jc * 8 + e] = acc[e];
   __syncthreads();
   for (int e = threadIdx.x; e < dh; e += blockDim.x) {
     float o = 0;
@@ -1080,7 +1191,7 @@ __global__ void swDecodeFusedKernel(SwArgs a, float* keys, float* values, int rd
 }
 
 // Runs after attention: the last W+1 keys and values go to their ring slots (position mod W+1).
-__global__ void ringWriteKernel(const bf16* QKV, float* keys, float* values, const int64_t* pos, int B, int L, int d, int W) {
+__global__ void ringWriteKernel(const bf16* QKV, bf16* keys, bf16* values, const int64_t* pos, int B, int L, int d, int W) {
   const int ring = W + 1, keep = min(L, ring);
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(B) * keep * d) return;
@@ -1089,13 +1200,13 @@ __global__ void ringWriteKernel(const bf16* QKV, float* keys, float* values, con
   const int tt = L - keep + k;
   const int64_t slot = (pos[s] + tt) % ring;
   const bf16* r = QKV + (int64_t(s) * L + tt) * 3 * d;
-  keys[(int64_t(s) * ring + slot) * d + c] = __bfloat162float(r[d + c]);
-  values[(int64_t(s) * ring + slot) * d + c] = __bfloat162float(r[2 * d + c]);
+  keys[(int64_t(s) * ring + slot) * d + c] = r[d + c];
+  values[(int64_t(s) * ring + slot) * d + c] = r[2 * d + c];
 }
 
 // Sliding-window softmax attention prefill on tensor cores: a block of 8 warps per (64-query block, head, slot).
 // The block's keys are the W positions before its first query through its last (ring rows for positions before
-// this forward, exact since the ring holds bf16 values), staged in bf16; S = Q K^T and O = P V run on tensor
+// this forward, bf16 like the rest), staged in bf16; S = Q K^T and O = P V run on tensor
 // cores, the masked softmax in fp32 between them (P rounded to bf16 for the product, its row sums taken from the
 // rounded values so the weights stay normalized).
 constexpr int kSwTcQ = 64, kSwTcWarps = 16;
@@ -1133,7 +1244,7 @@ __global__ void __launch_bounds__(kSwTcWarps * 32) swPrefillTcKernel(SwArgs a, S
   const int d = a.d;
   const bf16 zero = __float2bfloat16(0.f);
   (void)zero;
-  // rows in 16-byte pieces, issued together (cp.async); ring rows (positions before this forward) converted
+  // rows in 16-byte pieces, issued together (cp.async), from this forward's projections or the ring
   const int per = dh / 8;
   for (int idx = threadIdx.x; idx < kSwTcQ * per; idx += blockDim.x) {
     const int r = idx / per, c = idx % per * 8;
@@ -1146,8 +1257,8 @@ __global__ void __launch_bounds__(kSwTcWarps * 32) swPrefillTcKernel(SwArgs a, S
     const bool ok = r < kSwTcQ + W && jp >= 0 && jp - p0 < a.L;
     if (ok && jp < p0) {
       const int64_t off = (int64_t(s) * ring + jp % ring) * d + hd * dh + c;
-      *reinterpret_cast<uint4*>(Ks + size_t(r) * ldH + c) = pack8(a.keys + off);
-      *reinterpret_cast<uint4*>(Vs + size_t(r) * ldH + c) = pack8(a.values + off);
+      cpAsync16(Ks + size_t(r) * ldH + c, a.keys + off, true);
+      cpAsync16(Vs + size_t(r) * ldH + c, a.values + off, true);
     } else {
       const bf16* row = ok ? a.QKV + (int64_t(s) * a.L + (jp - p0)) * 3 * d + hd * dh + c : a.QKV;
       cpAsync16(Ks + size_t(r) * ldH + c, ok ? row + d : row, ok);
@@ -1274,6 +1385,19 @@ __global__ void wmmaGemmKernel(const bf16* A, int lda, const bf16* W, int64_t T,
 
 int blocksFor(int64_t n, int threads) { return int((n + threads - 1) / threads); }
 
+#ifdef BASED_HAVE_CUBLAS
+constexpr size_t kWorkspaceBytes = size_t(64) << 20;
+
+// Pseudo-random bf16 in [-1, 1): inputs for timing GEMM algorithms (never zeros, which run faster than real data).
+__global__ void fillRandomBf16(bf16* x, size_t n, uint32_t seed) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
+    h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
+    x[i] = __float2bfloat16(float(h >> 8) / float(1 << 23) - 1.f);
+  }
+}
+#endif
+
 bf16* uploadBf16(const float* src, size_t n) {
   std::vector<bf16> h(n);
   for (size_t i = 0; i < n; ++i) h[i] = __float2bfloat16(src[i]);
@@ -1319,8 +1443,10 @@ struct GpuLayer {
   float* convW;
   float* convWT;  // [K][inner], for the prefill kernel's contiguous loads
   float* convB;
-  // state, per slot
-  float *S, *z, *tail, *keys, *values;
+  // state, per slot: the linear-attention state in fp32 (it accumulates); the conv tail and the window ring in
+  // bf16, since they only hold rows the projections wrote in bf16
+  float *S, *z;
+  bf16 *tail, *keys, *values;
 };
 
 }  // namespace
@@ -1377,11 +1503,162 @@ struct GpuEngineImpl {
   cudaGraphExec_t graphExec = nullptr;
   int graphB = 0;
 
+#ifdef BASED_HAVE_CUBLASLT
+  // Decode-sized GEMMs (at most kTuneRows rows) run through cuBLASLt with the algorithm that measured fastest for
+  // their shape, among the heuristic's candidates and cublasGemmEx's own choice, each timed from a cold L2 (as a
+  // decode step meets its weights) on scratch buffers. A shape first met while a graph is being captured runs
+  // cublasGemmEx and is noted; generate() tunes the noted shapes and captures again.
+  // EVAPORATE_GPU_GEMM_TUNE=0 keeps cublasGemmEx everywhere.
+  static constexpr int64_t kTuneRows = 256;
+  bool tuneGemms = !(std::getenv("EVAPORATE_GPU_GEMM_TUNE") && std::string(std::getenv("EVAPORATE_GPU_GEMM_TUNE")) == "0");
+  cublasLtHandle_t lt = nullptr;
+  struct GemmKey {
+    int64_t T;
+    int in, out, lda, ldc, f32, accum;
+    bool operator<(const GemmKey& o) const {
+      return std::tie(T, in, out, lda, ldc, f32, accum) < std::tie(o.T, o.in, o.out, o.lda, o.ldc, o.f32, o.accum);
+    }
+  };
+  struct GemmPlan {
+    bool useLt = false;
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+    cublasLtMatmulAlgo_t algo;
+  };
+  std::map<GemmKey, GemmPlan> plans;
+  std::vector<std::pair<GemmKey, const bf16*>> untuned;  // met during a capture
+  void *tuneA = nullptr, *tuneC = nullptr, *flushBuf = nullptr;
+  size_t tuneABytes = 0, tuneCBytes = 0;
+  static constexpr size_t kFlushBytes = size_t(96) << 20;  // more than the H200's 60 MB L2
+  std::map<std::string, double> tuneLog;  // "shape: choice" -> us, for the bench's report
+
+  void growScratch(void*& p, size_t& have, size_t need) {
+    if (have >= need) return;
+    if (p) CK(cudaFree(p));
+    CK(cudaMalloc(&p, need));
+    have = need;
+  }
+  void tune(const GemmKey& k, const bf16* W) {
+    if (plans.count(k)) return;
+    growScratch(tuneA, tuneABytes, size_t(k.T) * k.lda * 2);
+    growScratch(tuneC, tuneCBytes, size_t(k.T) * k.ldc * (k.f32 ? 4 : 2));
+    if (!flushBuf) CK(cudaMalloc(&flushBuf, kFlushBytes));
+    fillRandomBf16<<<256, 256, 0, stream>>>(static_cast<bf16*>(tuneA), size_t(k.T) * k.lda, 777u);
+    LAUNCHED();
+    GemmPlan plan;
+    const cudaDataType_t ct = k.f32 ? CUDA_R_32F : CUDA_R_16BF;
+    CK(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    CK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    CK(cublasLtMatrixLayoutCreate(&plan.la, CUDA_R_16BF, k.in, k.out, k.in));
+    CK(cublasLtMatrixLayoutCreate(&plan.lb, CUDA_R_16BF, k.in, k.T, k.lda));
+    CK(cublasLtMatrixLayoutCreate(&plan.lc, ct, k.out, k.T, k.ldc));
+    cublasLtMatmulPreference_t pref;
+    CK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = kWorkspaceBytes;
+    CK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    cublasLtMatmulHeuristicResult_t res[16];
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(lt, plan.op, plan.la, plan.lb, plan.lc, plan.lc, pref, 16, res, &found) != CUBLAS_STATUS_SUCCESS) found = 0;
+    cublasLtMatmulPreferenceDestroy(pref);
+    const float alpha = 1.f, beta = k.accum ? 1.f : 0.f;
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    // median of 5 single calls, each after the L2 is overwritten; -1 if the call is refused
+    auto timeIt = [&](auto&& call) {
+      if (!call()) return -1.0;
+      std::vector<float> ms;
+      for (int r = 0; r < 5; ++r) {
+        CK(cudaMemsetAsync(flushBuf, r, kFlushBytes, stream));
+        CK(cudaEventRecord(e0, stream));
+        call();
+        CK(cudaEventRecord(e1, stream));
+        CK(cudaEventSynchronize(e1));
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        ms.push_back(t);
+      }
+      std::sort(ms.begin(), ms.end());
+      return 1e3 * double(ms[2]);
+    };
+    double best = timeIt([&] {
+      CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, k.out, int(k.T), k.in, &alpha, W, CUDA_R_16BF, k.in, tuneA, CUDA_R_16BF, k.lda, &beta, tuneC,
+                      ct, k.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      return true;
+    });
+    const double gemmEx = best;
+    int choice = -1;
+    for (int h = 0; h < found; ++h) {
+      const double us = timeIt([&] {
+        return cublasLtMatmul(lt, plan.op, &alpha, W, plan.la, tuneA, plan.lb, &beta, tuneC, plan.lc, tuneC, plan.lc, &res[h].algo, workspace, ws,
+                              stream) == CUBLAS_STATUS_SUCCESS;
+      });
+      if (us > 0 && us < best) best = us, choice = h;
+    }
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    CK(cudaGetLastError());
+    plan.useLt = choice >= 0;
+    double err = 0;
+    if (plan.useLt) {
+      plan.algo = res[choice].algo;
+      // the chosen algorithm must compute what cublasGemmEx computes, on these inputs (beta = 1 included)
+      const size_t n = size_t(k.T) * k.ldc, bytes = n * (k.f32 ? 4 : 2);
+      std::vector<unsigned char> ref(bytes), got(bytes);
+      CK(cudaMemsetAsync(tuneC, 0, bytes, stream));
+      CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, k.out, int(k.T), k.in, &alpha, W, CUDA_R_16BF, k.in, tuneA, CUDA_R_16BF, k.lda, &beta, tuneC,
+                      ct, k.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      CK(cudaMemcpyAsync(ref.data(), tuneC, bytes, cudaMemcpyDeviceToHost, stream));
+      CK(cudaMemsetAsync(tuneC, 0, bytes, stream));
+      CK(cublasLtMatmul(lt, plan.op, &alpha, W, plan.la, tuneA, plan.lb, &beta, tuneC, plan.lc, tuneC, plan.lc, &plan.algo, workspace, kWorkspaceBytes, stream));
+      CK(cudaMemcpyAsync(got.data(), tuneC, bytes, cudaMemcpyDeviceToHost, stream));
+      CK(cudaStreamSynchronize(stream));
+      double num = 0, den = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double a = k.f32 ? reinterpret_cast<float*>(ref.data())[i] : __bfloat162float(reinterpret_cast<bf16*>(ref.data())[i]);
+        const double b = k.f32 ? reinterpret_cast<float*>(got.data())[i] : __bfloat162float(reinterpret_cast<bf16*>(got.data())[i]);
+        num += (a - b) * (a - b), den += a * a;
+      }
+      err = std::sqrt(num / std::max(den, 1e-30));
+      if (!(err <= 1e-2))
+        throw EngineError("cuda_error", "cuBLASLt algorithm disagrees with cublasGemmEx (rel err " + std::to_string(err) + ")");
+    }
+    char name[128];
+    std::snprintf(name, sizeof name, "%lldx%dx%d%s gemmEx %.1f us -> %s%s, rel err vs gemmEx %.1e", (long long)k.T, k.in, k.out, k.f32 ? " f32" : "",
+                  gemmEx, plan.useLt ? "lt #" : "gemmEx", plan.useLt ? std::to_string(choice).c_str() : "", err);
+    tuneLog[name] = best;
+    plans[k] = plan;
+  }
+  bool capturing() const {
+    cudaStreamCaptureStatus st;
+    CK(cudaStreamIsCapturing(stream, &st));
+    return st != cudaStreamCaptureStatusNone;
+  }
+#endif
+
   void gemm(const bf16* A, int64_t T, int lda, const bf16* W, int in, int out, void* C, bool cF32, int ldc, float beta) {
     if (profile) pendingFlop += 2.0 * double(T) * in * out;
 #ifdef BASED_HAVE_CUBLAS
     if (useCublas) {
       const float alpha = 1.f;
+#ifdef BASED_HAVE_CUBLASLT
+      // (weights under 512 KB, as in the test fixtures, stay on cublasGemmEx: nothing to gain)
+      if (tuneGemms && T <= kTuneRows && int64_t(in) * out >= (int64_t(1) << 18)) {
+        const GemmKey k{T, in, out, lda, ldc, cF32 ? 1 : 0, beta != 0.f ? 1 : 0};
+        auto it = plans.find(k);
+        if (it == plans.end()) {
+          if (capturing()) untuned.emplace_back(k, W);
+          else tune(k, W), it = plans.find(k);
+        }
+        if (it != plans.end() && it->second.useLt) {
+          const GemmPlan& p = it->second;
+          CK(cublasLtMatmul(lt, p.op, &alpha, W, p.la, A, p.lb, &beta, C, p.lc, C, p.lc, &p.algo, workspace, kWorkspaceBytes, stream));
+          return;
+        }
+      }
+#endif
       CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, int(T), in, &alpha, W, CUDA_R_16BF, in, A, CUDA_R_16BF, lda, &beta, C,
                       cF32 ? CUDA_R_32F : CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       return;
@@ -1448,12 +1725,19 @@ struct GpuEngineImpl {
       switch (Lc.kind) {
         case MixerKind::BaseConv: {
           const int inner = Lc.convInner, K = Lc.convKernel;
+          const bool wide = inner % 8 == 0 && K >= 2 && K <= kConvMaxK;
           if (L == 1) {
-            convDecodeKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, inner, K);
+            const int grid = blocksFor(int64_t(B) * (inner / 8), 256);
+            if (wide && K == 2) convDecode8Kernel<2><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, B, inner);
+            else if (wide && K == 3) convDecode8Kernel<3><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, B, inner);
+            else if (wide) convDecode8Kernel<4><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, B, inner);
+            else convDecodeKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, inner, K);
             LAUNCHED();
           } else {
-            if (inner % 8 == 0 && K <= kConvMaxK)
-              conv8Kernel<<<unsigned(T), std::min(256, (inner / 8 + 31) / 32 * 32), 0, stream>>>(U, w.tail, w.convWT, w.convB, V, L, inner, K);
+            const int grid = blocksFor((T + kConvTok - 1) / kConvTok * (inner / 8), 256);
+            if (wide && K == 2) convSlideKernel<2><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, T, L, inner);
+            else if (wide && K == 3) convSlideKernel<3><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, T, L, inner);
+            else if (wide) convSlideKernel<4><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, T, L, inner);
             else convKernel<<<blocksFor(T * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, L, inner, K);
             LAUNCHED();
             convTailKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, B, L, inner, K);
@@ -1494,18 +1778,19 @@ struct GpuEngineImpl {
         }
         case MixerKind::SlidingWindow: {
           const int h = Lc.swHeads, dh = Lc.swHeadDim;
-          // float4 rows whose threads fit a warp in a power of two: the fused decode kernel
-          const bool fused = decode && dh % 4 == 0 && dh / 4 <= 32 && ((dh / 4) & (dh / 4 - 1)) == 0;
+          // rows of 16-byte pieces whose threads fit a warp in a power of two: the fused decode kernel
+          const bool fused = decode && dh % 8 == 0 && d % 8 == 0 && dh / 8 <= 32 && ((dh / 8) & (dh / 8 - 1)) == 0;
           if (fused) {
             SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
-            swDecodeFusedKernel<4><<<B * h, 256, 0, stream>>>(a, w.keys, w.values, Lc.rotaryDim, Lc.rotaryBase);
+            swDecodeFusedKernel<<<B * h, 256, 0, stream>>>(a, w.keys, w.values, Lc.rotaryDim, Lc.rotaryBase);
             LAUNCHED();
             outIn = d;
             break;
           }
           if (Lc.rotaryDim > 0) {
-            rotaryKernel<<<blocksFor(T * h * (Lc.rotaryDim / 2), 256), 256, 0, stream>>>(U, pos, B, L, d, h, dh, Lc.rotaryDim, Lc.rotaryBase);
+            rotaryKernel<<<blocksFor(T * (Lc.rotaryDim / 2), 256), 256, 0, stream>>>(U, pos, B, L, d, h, dh, Lc.rotaryDim, Lc.rotaryBase);
             LAUNCHED();
+            mark("mix window rotary");
           }
           SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
           if (decode) {
@@ -1566,9 +1851,11 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
     CK(cublasCreate(&g.blas));
     CK(cublasSetStream(g.blas, g.stream));
     // a fixed workspace keeps cuBLAS from allocating while a decode step is captured into a graph
-    const size_t ws = size_t(64) << 20;
-    CK(cudaMalloc(&g.workspace, ws));
-    CK(cublasSetWorkspace(g.blas, g.workspace, ws));
+    CK(cudaMalloc(&g.workspace, kWorkspaceBytes));
+    CK(cublasSetWorkspace(g.blas, g.workspace, kWorkspaceBytes));
+#ifdef BASED_HAVE_CUBLASLT
+    CK(cublasLtCreate(&g.lt));
+#endif
   }
 #endif
   g.embed = uploadBf16(m.embed, size_t(c.vocabPadded) * d);
@@ -1604,7 +1891,8 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
         }
         G.convB = uploadF32(w.convB, L.convInner);
         slotState = size_t(L.convKernel - 1) * L.convInner;
-        G.tail = devAlloc<float>(slotState * maxBatch);
+        G.tail = devAlloc<bf16>(slotState * maxBatch);
+        slotState *= 2;  // bytes
         touched = 2 * slotState;
         widestOut = std::max<int64_t>(widestOut, L.convInner);
         break;
@@ -1625,7 +1913,7 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
         const size_t sN = size_t(L.laHeads) * F * L.laHeadDim, zN = size_t(L.laHeads) * F;
         G.S = devAlloc<float>(sN * maxBatch);
         G.z = devAlloc<float>(zN * maxBatch);
-        slotState = sN + zN;
+        slotState = (sN + zN) * 4;
         touched = 2 * slotState;
         widestOut = std::max<int64_t>(widestOut, int64_t(L.laHeads) * L.laHeadDim);
         break;
@@ -1637,18 +1925,18 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
         G.mixInB = uploadF32(w.wqkv.b, 3 * d);
         G.mixInOut = 3 * d;
         const size_t rN = size_t(L.windowLeft + 1) * d;
-        G.keys = devAlloc<float>(rN * maxBatch);
-        G.values = devAlloc<float>(rN * maxBatch);
-        slotState = 2 * rN;
-        touched = 2 * rN + 2 * size_t(d);  // the window is read, one row of each written
+        G.keys = devAlloc<bf16>(rN * maxBatch);
+        G.values = devAlloc<bf16>(rN * maxBatch);
+        slotState = 2 * rN * 2;
+        touched = (2 * rN + 2 * size_t(d)) * 2;  // the window is read, one row of each written
         widestOut = std::max<int64_t>(widestOut, d);
         break;
       }
     }
     g.weightBytes += size_t(G.mixInOut) * d * 2;
     widest = std::max<int64_t>(widest, G.mixInOut);
-    g.stateBytesPerSlot += slotState * 4;
-    g.stateBytesTouchedPerStep += touched * 4;
+    g.stateBytesPerSlot += slotState;
+    g.stateBytesTouchedPerStep += touched;
     g.layers.push_back(G);
   }
   g.X = devAlloc<float>(size_t(maxTokens) * d);
@@ -1668,6 +1956,13 @@ GpuEngine::~GpuEngine() {
   // device memory is released with the context at exit; the engine lives for the process in practice
   if (impl_->graphExec) cudaGraphExecDestroy(impl_->graphExec);
   if (impl_->graph) cudaGraphDestroy(impl_->graph);
+#ifdef BASED_HAVE_CUBLASLT
+  for (auto& [k, p] : impl_->plans) {
+    cublasLtMatrixLayoutDestroy(p.la), cublasLtMatrixLayoutDestroy(p.lb), cublasLtMatrixLayoutDestroy(p.lc);
+    cublasLtMatmulDescDestroy(p.op);
+  }
+  if (impl_->lt) cublasLtDestroy(impl_->lt);
+#endif
 #ifdef BASED_HAVE_CUBLAS
   if (impl_->blas) cublasDestroy(impl_->blas);
 #endif
@@ -1681,15 +1976,15 @@ void GpuEngine::resetSlots(int count) {
   for (size_t li = 0; li < g.layers.size(); ++li) {
     const LayerConfig& L = g.cfg.layers[li];
     GpuLayer& w = g.layers[li];
-    if (w.tail) CK(cudaMemsetAsync(w.tail, 0, size_t(L.convKernel - 1) * L.convInner * count * 4, g.stream));
+    if (w.tail) CK(cudaMemsetAsync(w.tail, 0, size_t(L.convKernel - 1) * L.convInner * count * 2, g.stream));
     if (w.S) {
       const int F = taylorDim(L.laFeatureDim);
       CK(cudaMemsetAsync(w.S, 0, size_t(L.laHeads) * F * L.laHeadDim * count * 4, g.stream));
       CK(cudaMemsetAsync(w.z, 0, size_t(L.laHeads) * F * count * 4, g.stream));
     }
     if (w.keys) {
-      CK(cudaMemsetAsync(w.keys, 0, size_t(L.windowLeft + 1) * g.cfg.dModel * count * 4, g.stream));
-      CK(cudaMemsetAsync(w.values, 0, size_t(L.windowLeft + 1) * g.cfg.dModel * count * 4, g.stream));
+      CK(cudaMemsetAsync(w.keys, 0, size_t(L.windowLeft + 1) * g.cfg.dModel * count * 2, g.stream));
+      CK(cudaMemsetAsync(w.values, 0, size_t(L.windowLeft + 1) * g.cfg.dModel * count * 2, g.stream));
     }
   }
   CK(cudaMemsetAsync(g.pos, 0, size_t(count) * 8, g.stream));
@@ -1697,40 +1992,54 @@ void GpuEngine::resetSlots(int count) {
 }
 
 namespace {
-template <class Fn>
-void eachStateArray(GpuEngineImpl& g, int slot, SequenceState& s, Fn fn) {
+// Every state array of one slot beside its host copy: fp32 ones (fn32) and the bf16 ones (fn16, host copy fp32).
+template <class Fn32, class Fn16>
+void eachStateArray(GpuEngineImpl& g, int slot, SequenceState& s, Fn32 fn32, Fn16 fn16) {
   for (size_t li = 0; li < g.layers.size(); ++li) {
     GpuLayer& w = g.layers[li];
     LayerState& ls = s.layers[li];
-    if (w.tail) fn(w.tail + ls.conv.size() * slot, ls.conv);
-    if (w.S) fn(w.S + ls.kv.size() * slot, ls.kv), fn(w.z + ls.ksum.size() * slot, ls.ksum);
-    if (w.keys) fn(w.keys + ls.keys.size() * slot, ls.keys), fn(w.values + ls.values.size() * slot, ls.values);
+    if (w.tail) fn16(w.tail + ls.conv.size() * slot, ls.conv);
+    if (w.S) fn32(w.S + ls.kv.size() * slot, ls.kv), fn32(w.z + ls.ksum.size() * slot, ls.ksum);
+    if (w.keys) fn16(w.keys + ls.keys.size() * slot, ls.keys), fn16(w.values + ls.values.size() * slot, ls.values);
   }
 }
 }  // namespace
 
 void GpuEngine::uploadState(int slot, const SequenceState& s) {
   auto& g = *impl_;
-  eachStateArray(g, slot, const_cast<SequenceState&>(s), [&](float* dev, std::vector<float>& host) {
-    CK(cudaMemcpyAsync(dev, host.data(), host.size() * 4, cudaMemcpyHostToDevice, g.stream));
-  });
+  std::vector<std::vector<bf16>> staged;  // alive until the copies are done
+  eachStateArray(
+      g, slot, const_cast<SequenceState&>(s),
+      [&](float* dev, std::vector<float>& host) { CK(cudaMemcpyAsync(dev, host.data(), host.size() * 4, cudaMemcpyHostToDevice, g.stream)); },
+      [&](bf16* dev, std::vector<float>& host) {
+        staged.emplace_back(host.size());
+        for (size_t i = 0; i < host.size(); ++i) staged.back()[i] = __float2bfloat16(host[i]);
+        CK(cudaMemcpyAsync(dev, staged.back().data(), host.size() * 2, cudaMemcpyHostToDevice, g.stream));
+      });
   CK(cudaMemcpyAsync(g.pos + slot, &s.pos, 8, cudaMemcpyHostToDevice, g.stream));
   CK(cudaStreamSynchronize(g.stream));
 }
 
 void GpuEngine::downloadState(int slot, SequenceState& s) const {
   auto& g = *impl_;
-  eachStateArray(g, slot, s, [&](float* dev, std::vector<float>& host) {
-    CK(cudaMemcpyAsync(host.data(), dev, host.size() * 4, cudaMemcpyDeviceToHost, g.stream));
-  });
+  std::vector<std::pair<std::vector<bf16>, std::vector<float>*>> staged;
+  staged.reserve(3 * g.layers.size());
+  eachStateArray(
+      g, slot, s, [&](float* dev, std::vector<float>& host) { CK(cudaMemcpyAsync(host.data(), dev, host.size() * 4, cudaMemcpyDeviceToHost, g.stream)); },
+      [&](bf16* dev, std::vector<float>& host) {
+        staged.emplace_back(std::vector<bf16>(host.size()), &host);
+        CK(cudaMemcpyAsync(staged.back().first.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost, g.stream));
+      });
   CK(cudaMemcpyAsync(&s.pos, g.pos + slot, 8, cudaMemcpyDeviceToHost, g.stream));
   CK(cudaStreamSynchronize(g.stream));
+  for (auto& [dev, host] : staged)
+    for (size_t i = 0; i < dev.size(); ++i) (*host)[i] = __bfloat162float(dev[i]);
 }
 
 void GpuEngine::copySlot(int from, int to) {
   auto& g = *impl_;
-  auto copy = [&](float* base, size_t perSlot) {
-    CK(cudaMemcpyAsync(base + perSlot * to, base + perSlot * from, perSlot * 4, cudaMemcpyDeviceToDevice, g.stream));
+  auto copy = [&](auto* base, size_t perSlot) {
+    CK(cudaMemcpyAsync(base + perSlot * to, base + perSlot * from, perSlot * sizeof(*base), cudaMemcpyDeviceToDevice, g.stream));
   };
   for (size_t li = 0; li < g.layers.size(); ++li) {
     const LayerConfig& L = g.cfg.layers[li];
@@ -1798,6 +2107,17 @@ std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int 
     CK(cudaStreamBeginCapture(g.stream, cudaStreamCaptureModeThreadLocal));
     step();
     CK(cudaStreamEndCapture(g.stream, &g.graph));
+#ifdef BASED_HAVE_CUBLASLT
+    if (!g.untuned.empty()) {  // GEMM shapes first met inside the capture: tune them, then capture the tuned step
+      auto pending = std::move(g.untuned);
+      g.untuned.clear();
+      for (auto& [k, W] : pending) g.tune(k, W);
+      CK(cudaGraphDestroy(g.graph));
+      CK(cudaStreamBeginCapture(g.stream, cudaStreamCaptureModeThreadLocal));
+      step();
+      CK(cudaStreamEndCapture(g.stream, &g.graph));
+    }
+#endif
     CK(cudaGraphInstantiate(&g.graphExec, g.graph, 0));
     g.graphB = B;
   }
@@ -1812,6 +2132,14 @@ std::vector<int32_t> GpuEngine::generate(int B, const int32_t* firstTokens, int 
 }
 
 std::map<std::string, double> GpuEngine::profileMs() const { return impl_->profileMs; }
+
+std::map<std::string, double> GpuEngine::gemmChoices() const {
+#ifdef BASED_HAVE_CUBLASLT
+  return impl_->tuneLog;
+#else
+  return {};
+#endif
+}
 
 double GpuEngine::decodeStepBytes(int B) const {
   return double(impl_->weightBytes) + double(impl_->stateBytesTouchedPerStep) * B;

@@ -46,6 +46,8 @@ class GpuEngine {
   // Milliseconds per kernel category summed over profiled (EVAPORATE_GPU_PROFILE=1) generate() steps and
   // forwards; "gflop <category>" entries hold the GEMM operations (1e9) filed under that category.
   std::map<std::string, double> profileMs() const;
+  // The decode GEMM shapes tuned so far (cuBLASLt builds): "shape, cublasGemmEx time -> choice, its error" -> us.
+  std::map<std::string, double> gemmChoices() const;
 
  private:
   std::unique_ptr<GpuEngineImpl> impl_;

@@ -287,6 +287,7 @@ static int bench(const std::string& cfgPath, const std::string& label, int genB,
   eng.resetSlots(genB);
   eng.forward(prompt.data(), genB, 16, nullptr, false, nullptr);
   bestNoGraph = timeIt([&] { eng.generate(genB, first.data(), std::min(genSteps, 128), false); }) * genSteps / std::min(genSteps, 128);
+  for (auto& [what, us] : eng.gemmChoices()) std::printf("GEMMTUNE %s %s: %.1f us\n", label.c_str(), what.c_str(), us);
   const double stepMs = 1e3 * best / genSteps;
   const double bytes = eng.decodeStepBytes(genB);
   const double boundMs = 1e3 * bytes / (bw * 1e9);
