@@ -6,7 +6,6 @@
  * The corpus is fixtures/shards; the one function learned for submission_number answers only where the
  * number ends in an even digit, so about half of the 60 pages go to the fallback.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +19,8 @@ import { createLlm, jobLlmUsage, llmConfigFromEnv } from '../src/llm/index.js';
 import { createPipelineServices, runExtractionHere } from '../src/pipeline/service.js';
 import { openDatabase } from '../src/store/database.js';
 import { setLabels } from '../src/store/labels.js';
-import { watchLines, type WatchedChild } from './child-lines.js';
+import type { WatchedChild } from './child-lines.js';
+import { spawnShardWorker, startShardWorkers, stopShardWorkers } from './shard-workers.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { nativeAvailable } from '../src/llm/local/addon.js';
 import { gpt2VocabModel } from './native-fixtures.js';
@@ -99,36 +99,17 @@ async function extract(file: string, queue?: string, request: object = REQUEST, 
 type WorkerProc = WatchedChild;
 
 function worker(queue: string, env: Record<string, string> = {}): WorkerProc {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'worker', '--redis', redisUrl, '--concurrency', '1'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      EVAPORATE_SHARD_QUEUE: queue,
-      EVAPORATE_SHARD_PREFIX: queue,
-      EVAPORATE_SHARD_LOCK_MS: '1500',
-      EVAPORATE_SHARD_STALLED_CHECK_MS: '500',
+  return spawnShardWorker(redisUrl, queue, {
       EVAPORATE_SHARD_DIRECT_CALLS: '8',
-      EVAPORATE_SANDBOX_WORKERS: '1',
       OPENAI_BASE_URL: fake.url,
       OPENAI_API_KEY: 'test-key',
       EVAPORATE_MODEL_EXTRACTION: MODEL,
       ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return watchLines(proc);
+    });
 }
 
-async function startWorkers(queue: string, n: number, env: Record<string, string> = {}): Promise<WorkerProc[]> {
-  const ws = Array.from({ length: n }, () => worker(queue, env));
-  await Promise.all(ws.map((w) => w.waitFor(/ready/)));
-  return ws;
-}
-
-async function stopWorkers(ws: WorkerProc[]): Promise<void> {
-  for (const w of ws) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGTERM');
-  await Promise.all(ws.map((w) => w.exited));
-}
+const startWorkers = (queue: string, n: number, env: Record<string, string> = {}) => startShardWorkers(n, () => worker(queue, env));
+const stopWorkers = stopShardWorkers;
 
 const queueName = () => `evdirect-${process.pid}-${++testNo}`;
 const directDone = (ws: WorkerProc[]) => ws.flatMap((w) => w.lines.filter((l) => /^shard-done .*direct:/.test(l)));

@@ -5,7 +5,6 @@
  * labelled fixture pages (wrapper induction, no model), plus one deliberately slow but correct function so a
  * shard takes long enough (about 40 ms a document) to be interrupted in the middle.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +22,8 @@ import { setLabels } from '../src/store/labels.js';
 import { startDefaultJobSystem } from '../src/app/job-system.js';
 import { jobEvents } from '../src/jobs/events.js';
 import { EXTRACT_JOB_KIND, parseExtractRequest } from '../src/pipeline/service.js';
-import { watchLines, type WatchedChild } from './child-lines.js';
+import type { WatchedChild } from './child-lines.js';
+import { spawnShardWorker, startShardWorkers, stopShardWorkers } from './shard-workers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'fixtures', 'shards');
@@ -114,32 +114,11 @@ async function extract(
 type WorkerProc = WatchedChild;
 
 function worker(queue: string, env: Record<string, string> = {}): WorkerProc {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'worker', '--redis', redisUrl, '--concurrency', '1'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      EVAPORATE_SHARD_QUEUE: queue,
-      EVAPORATE_SHARD_PREFIX: queue,
-      EVAPORATE_SHARD_LOCK_MS: '1500',
-      EVAPORATE_SHARD_STALLED_CHECK_MS: '500',
-      EVAPORATE_SANDBOX_WORKERS: '1',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return watchLines(proc);
+  return spawnShardWorker(redisUrl, queue, env);
 }
 
-async function startWorkers(queue: string, n: number, env: Record<string, string> = {}): Promise<WorkerProc[]> {
-  const ws = Array.from({ length: n }, () => worker(queue, env));
-  await Promise.all(ws.map((w) => w.waitFor(/ready/)));
-  return ws;
-}
-
-async function stopWorkers(ws: WorkerProc[]): Promise<void> {
-  for (const w of ws) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGTERM');
-  await Promise.all(ws.map((w) => w.exited));
-}
+const startWorkers = (queue: string, n: number, env: Record<string, string> = {}) => startShardWorkers(n, () => worker(queue, env));
+const stopWorkers = stopShardWorkers;
 
 const queueName = () => `evtest-${process.pid}-${++testNo}`;
 const shardsDone = (ws: WorkerProc[]) => ws.flatMap((w) => w.lines.filter((l) => l.startsWith('shard-done')));
