@@ -19,7 +19,8 @@ const cmdline = (pid: number) => {
     return '';
   }
 };
-const alive = (pid: number) => {
+/** Whether a process with this pid still exists. */
+export const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;

@@ -11,7 +11,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnTracked } from './children.js';
+import { alive, spawnTracked } from './children.js';
 import { repoRoot } from './lib.js';
 
 const FORWARDER = path.join(repoRoot, 'bench', 'netns-delay.py');
@@ -49,14 +49,6 @@ export function clusterUnavailable(): string | undefined {
   return undefined;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Namespaces left by a bench process that no longer runs (a SIGKILL skips every handler): their processes, then them. */
 function removeStale(): string[] {
