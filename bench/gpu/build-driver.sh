@@ -20,5 +20,5 @@ for root in nvidia.__path__:
 fi
 echo "cuBLAS: ${NV:-toolkit} ($BLAS_FLAGS)" > "$OUT/build.log"
 SRC="native/cuda/cuda_backend.cu native/cuda/gpu_driver.cu native/src/engine.cpp native/src/cpu_backend.cpp native/src/cpu_kernels.cpp native/src/model.cpp native/src/safetensors.cpp native/src/json.cpp native/src/threadpool.cpp native/src/backend_select.cpp"
-nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xcompiler -pthread,-march=x86-64-v2 $SRC $BLAS_FLAGS -ldl \
+nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xcompiler -pthread,-march=x86-64-v2 $SRC $BLAS_FLAGS -ldl \
   -o /tmp/based_gpu >>"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }

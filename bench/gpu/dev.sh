@@ -11,27 +11,34 @@ t0=$(date +%s)
 stamp() { echo "-- $1 at $(( $(date +%s) - t0 )) s"; }
 source "$(dirname "$0")/build-driver.sh"
 stamp built
+# our decode GEMM against cuBLAS first, under a timeout (a wrong barrier phase would hang, not fail)
+python3 bench/gpu/make_configs.py /tmp/cfg
+for m in based-360m based-1b; do timeout 120 /tmp/based_gpu gemmcheck /tmp/cfg/$m.json 2e-2 | tail -${GEMMCHECK_LINES:-4} || exit 1; done 2>&1 | tee "$OUT/gemmcheck.log"
+grep -q FAIL "$OUT/gemmcheck.log" && exit 1
+stamp gemmcheck
 {
   for f in tiny-based tiny-based-bf16 tiny-jrt; do
-    /tmp/based_gpu check fixtures/based/$f fixtures/based/$f/cases/cases.safetensors 2e-2 | grep -v '^case'
-    /tmp/based_gpu parity fixtures/based/$f 2e-2
+    timeout 60 /tmp/based_gpu check fixtures/based/$f fixtures/based/$f/cases/cases.safetensors 2e-2 | grep -v '^case'
+    timeout 60 /tmp/based_gpu parity fixtures/based/$f 2e-2
   done
   for f in tiny-based tiny-jrt; do /tmp/based_gpu residency fixtures/based/$f 2e-2; done
   stamp correctness
 } 2>&1 | tee "$OUT/correctness.log"
-python3 bench/gpu/make_configs.py /tmp/cfg
 {
   for m in based-360m based-1b; do
-    /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 256 1 16 | grep RESULT
+    timeout 90 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 256 1 16 | grep RESULT
+    # the same step on cuBLAS, and ours without programmatic dependent launch
+    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_SKINNY=0 /tmp/based_gpu bench /tmp/cfg/$m.json $m-cublas 128 256 1 16 | grep RESULT
+    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_PDL=0 /tmp/based_gpu bench /tmp/cfg/$m.json $m-nopdl 128 256 1 16 | grep RESULT
     EVAPORATE_GPU_PROFILE=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128
     stamp "decode $m"
   done
 } 2>&1 | tee "$OUT/engine.log"
-EVAPORATE_GPU_PROFILE=prefill timeout 150 ncu --clock-control none --kernel-name regex:'swPrefillTcKernel|laPrefillTcKernel|convSlideKernel' \
+[ "${NCU:-0}" = 1 ] && EVAPORATE_GPU_PROFILE=prefill timeout 150 ncu --clock-control none --kernel-name regex:'swPrefillTcKernel|laPrefillTcKernel|convSlideKernel' \
   --launch-count 3 --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
   /tmp/based_gpu bench /tmp/cfg/based-1b.json ncu 128 8 16 2048 > "$OUT/ncu-prefill.txt" 2>&1
 stamp ncu
-grep -E '^  [a-zA-Z].*Kernel|Duration|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Stall' "$OUT/ncu-prefill.txt" | head -60
+[ "${NCU:-0}" = 1 ] && grep -E '^  [a-zA-Z].*Kernel|Duration|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Stall' "$OUT/ncu-prefill.txt" | head -60
 {
   timeout 100 compute-sanitizer --tool memcheck --print-limit 5 /tmp/based_gpu parity fixtures/based/tiny-jrt 2e-2 | grep -E 'PASS|FAIL|ERROR'
   timeout 100 compute-sanitizer --tool racecheck --print-limit 5 /tmp/based_gpu parity fixtures/based/tiny-jrt 2e-2 | grep -E 'PASS|FAIL|ERROR|RACECHECK|hazard'

@@ -1385,6 +1385,8 @@ __global__ void wmmaGemmKernel(const bf16* A, int lda, const bf16* W, int64_t T,
 
 int blocksFor(int64_t n, int threads) { return int((n + threads - 1) / threads); }
 
+#include "skinny_gemm.cuh"
+
 #ifdef BASED_HAVE_CUBLAS
 constexpr size_t kWorkspaceBytes = size_t(64) << 20;
 
@@ -1502,6 +1504,158 @@ struct GpuEngineImpl {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t graphExec = nullptr;
   int graphB = 0;
+
+  // Our wgmma GEMM (skinny_gemm.cuh) for calls of at most 128 rows, on the weights packed for it; cuBLAS builds on
+  // sm_90a only (the wmma path stays as it is). EVAPORATE_GPU_SKINNY=0 keeps cuBLAS; EVAPORATE_GPU_PDL=0 launches
+  // it without programmatic dependent launch.
+  struct Packed {
+    bf16* blocks;
+    int in, out, kStages, tiles;
+  };
+  bool skinny = false, pdl = !(std::getenv("EVAPORATE_GPU_PDL") && std::string(std::getenv("EVAPORATE_GPU_PDL")) == "0");
+  int numSms = 0;
+  std::map<const bf16*, Packed> packed;
+  float* sgWs = nullptr;
+  unsigned* sgCounts = nullptr;
+  size_t packedBytes = 0;
+  void pack(const bf16* W, int in, int out) {
+    if (!skinny || !W || packed.count(W) || in % 8 != 0 || out % 4 != 0) return;
+    Packed p{nullptr, in, out, (in + kSgK - 1) / kSgK, (out + kSgOut - 1) / kSgOut};
+    const int64_t n = int64_t(p.tiles) * p.kStages * kSgOut * kSgK;
+    p.blocks = devAlloc<bf16>(size_t(n));
+    sgPackKernel<<<1024, 256, 0, stream>>>(W, p.blocks, in, out, p.kStages, n);
+    LAUNCHED();
+    packedBytes += size_t(n) * 2;
+    packed[W] = p;
+  }
+  void setUpSkinnyGemm() {
+    const char* off = std::getenv("EVAPORATE_GPU_SKINNY");
+    if (!useCublas || (off && std::string(off) == "0")) return;
+    int* d = devAlloc<int>(1);
+    sgProbeKernel<<<1, 1, 0, stream>>>(d);
+    LAUNCHED();
+    int ok = 0;
+    CK(cudaMemcpyAsync(&ok, d, 4, cudaMemcpyDeviceToHost, stream));
+    CK(cudaStreamSynchronize(stream));
+    CK(cudaFree(d));
+    if (!ok) return;
+    int dev;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&numSms, cudaDevAttrMultiProcessorCount, dev));
+    CK(cudaFuncSetAttribute(sgGemmKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSgSmemBytes)));
+    skinny = true;
+    const int d0 = cfg.dModel;
+    int widestBf16 = 0, mostTiles = 0;
+    for (size_t li = 0; li < layers.size(); ++li) {
+      const GpuLayer& w = layers[li];
+      const LayerConfig& Lc = cfg.layers[li];
+      const int outIn = Lc.kind == MixerKind::BaseConv ? Lc.convInner
+                        : Lc.kind == MixerKind::SlidingWindow ? d0
+                                                              : Lc.laHeads * Lc.laHeadDim;
+      pack(w.mixIn, d0, w.mixInOut);
+      pack(w.out, outIn, d0);
+      pack(w.fc1, d0, 2 * cfg.mlpHidden);
+      pack(w.fc2, cfg.mlpHidden, d0);
+      if (w.enc) pack(w.enc, d0, Lc.laHeads * Lc.laFeatureDim + Lc.laHeads * Lc.laHeadDim);
+    }
+    pack(head, d0, cfg.vocabPadded);
+    for (auto& [W, p] : packed) widestBf16 = std::max(widestBf16, p.out), mostTiles = std::max(mostTiles, p.tiles);
+    sgWs = devAlloc<float>(size_t(kSgRows) * widestBf16);
+    sgCounts = devAlloc<unsigned>(size_t(mostTiles));
+    CK(cudaMemsetAsync(sgWs, 0, size_t(kSgRows) * widestBf16 * 4, stream));
+    CK(cudaMemsetAsync(sgCounts, 0, size_t(mostTiles) * 4, stream));
+    CK(cudaStreamSynchronize(stream));
+  }
+#ifdef BASED_HAVE_CUBLAS
+  // Our GEMM against cublasGemmEx on random inputs, for every packed shape at 128 and 5 rows, in each way a step
+  // calls it (bf16 out, fp32 residual add, fp32 out); prints a line a shape and returns the worst relative error.
+  double checkSkinny() {
+    if (!skinny) {
+      std::printf("skinny GEMM: not in this build or device\n");
+      return 0;
+    }
+    int maxIn = 0, maxOut = 0;
+    for (auto& [W, p] : packed) maxIn = std::max(maxIn, p.in), maxOut = std::max(maxOut, p.out);
+    bf16* A = devAlloc<bf16>(size_t(kSgRows) * maxIn);
+    void *ref = devAlloc<float>(size_t(kSgRows) * maxOut), *got = devAlloc<float>(size_t(kSgRows) * maxOut);
+    fillRandomBf16<<<256, 256, 0, stream>>>(A, size_t(kSgRows) * maxIn, 99u);
+    LAUNCHED();
+    std::vector<float> r, q;
+    auto fetch = [&](void* d, bool f32, size_t n, std::vector<float>& out) {
+      out.resize(n);
+      if (f32) {
+        CK(cudaMemcpyAsync(out.data(), d, n * 4, cudaMemcpyDeviceToHost, stream));
+        CK(cudaStreamSynchronize(stream));
+        return;
+      }
+      std::vector<bf16> h(n);
+      CK(cudaMemcpyAsync(h.data(), d, n * 2, cudaMemcpyDeviceToHost, stream));
+      CK(cudaStreamSynchronize(stream));
+      for (size_t i = 0; i < n; ++i) out[i] = __bfloat162float(h[i]);
+    };
+    double worst = 0;
+    std::map<std::pair<int, int>, bool> seen;
+    for (auto& [W, p] : packed) {
+      if (seen.count({p.in, p.out})) continue;
+      seen[{p.in, p.out}] = true;
+      for (int T : {kSgRows, 5}) {
+        for (int way = 0; way < 3; ++way) {  // bf16 store, fp32 add, fp32 store
+          const bool f32 = way > 0;
+          const float beta = way == 1 ? 1.f : 0.f, alpha = 1.f;
+          const size_t n = size_t(T) * p.out;
+          for (void* c : {ref, got}) {  // the same starting residual in both
+            if (f32) fillRandomBf16<<<256, 256, 0, stream>>>(static_cast<bf16*>(c), n * 2, 5u);
+            else CK(cudaMemsetAsync(c, 0, n * 2, stream));
+          }
+          LAUNCHED();
+          CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, p.out, T, p.in, &alpha, W, CUDA_R_16BF, p.in, A, CUDA_R_16BF, p.in, &beta, ref,
+                          f32 ? CUDA_R_32F : CUDA_R_16BF, p.out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+          if (!skinnyGemm(A, T, p.in, W, p.out, got, f32, p.out, beta)) throw EngineError("cuda_error", "skinny GEMM refused a packed shape");
+          fetch(ref, f32, n, r), fetch(got, f32, n, q);
+          double num = 0, den = 0;
+          for (size_t i = 0; i < n; ++i) num += double(r[i] - q[i]) * (r[i] - q[i]), den += double(r[i]) * r[i];
+          const double err = std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
+          worst = std::max(worst, err);
+          std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s: rel err %.2e\n", T, p.in, p.out,
+                      way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", err);
+        }
+      }
+    }
+    CK(cudaFree(A)), CK(cudaFree(ref)), CK(cudaFree(got));
+    return worst;
+  }
+#endif
+  // true when the call ran here
+  bool skinnyGemm(const bf16* A, int64_t T, int lda, const bf16* W, int out, void* C, bool cF32, int ldc, float beta) {
+    if (!skinny || T > kSgRows || T < 1 || lda % 8 != 0 || ldc % 4 != 0 || reinterpret_cast<uintptr_t>(A) % 16 != 0 ||
+        reinterpret_cast<uintptr_t>(C) % 16 != 0)
+      return false;
+    auto it = packed.find(W);
+    if (it == packed.end() || it->second.out != out) return false;
+    const Packed& p = it->second;
+    SgMode mode;
+    if (cF32) mode = beta == 1.f ? SgMode::AddF32 : beta == 0.f ? SgMode::StoreF32 : SgMode(-1);
+    else mode = beta == 0.f ? SgMode::StoreBf16 : SgMode(-1);
+    if (int(mode) < 0) return false;
+    // split K until the CTAs about fill the machine once (one CTA an SM: its stages take most of the shared memory)
+    int split = mode == SgMode::StoreF32 ? 1 : std::max(1, std::min(p.kStages, numSms / p.tiles));
+    const int per = (p.kStages + split - 1) / split;
+    split = (p.kStages + per - 1) / per;
+    if (split > 1 && mode == SgMode::StoreBf16) mode = SgMode::SplitBf16;
+    SgArgs args{A, lda, int(T), p.blocks, p.in, p.kStages, p.out, C, ldc, per, sgWs, sgCounts, mode};
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = dim3(unsigned(p.tiles), unsigned(split));
+    lc.blockDim = dim3(kSgThreads);
+    lc.dynamicSmemBytes = kSgSmemBytes;
+    lc.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    lc.attrs = attr;
+    lc.numAttrs = pdl ? 1 : 0;
+    CK(cudaLaunchKernelEx(&lc, sgGemmKernel, args));
+    return true;
+  }
 
 #ifdef BASED_HAVE_CUBLASLT
   // Decode-sized GEMMs (at most kTuneRows rows) run through cuBLASLt with the algorithm that measured fastest for
@@ -1640,6 +1794,7 @@ struct GpuEngineImpl {
 
   void gemm(const bf16* A, int64_t T, int lda, const bf16* W, int in, int out, void* C, bool cF32, int ldc, float beta) {
     if (profile) pendingFlop += 2.0 * double(T) * in * out;
+    if (skinnyGemm(A, T, lda, W, out, C, cF32, ldc, beta)) return;
 #ifdef BASED_HAVE_CUBLAS
     if (useCublas) {
       const float alpha = 1.f;
@@ -1949,6 +2104,7 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
   g.pos = devAlloc<int64_t>(maxBatch);
   g.encLen = devAlloc<int>(maxBatch);
   g.rows = devAlloc<int64_t>(maxBatch);
+  g.setUpSkinnyGemm();
   resetSlots(maxBatch);
 }
 
@@ -2146,6 +2302,14 @@ double GpuEngine::decodeStepBytes(int B) const {
 }
 
 void GpuEngine::synchronize() const { CK(cudaStreamSynchronize(impl_->stream)); }
+
+double GpuEngine::checkSkinnyGemm() {
+#ifdef BASED_HAVE_CUBLAS
+  return impl_->checkSkinny();
+#else
+  return 0;
+#endif
+}
 
 double GpuEngine::copyBandwidth() {
   const size_t n = size_t(1) << 30;

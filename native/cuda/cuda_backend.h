@@ -43,6 +43,9 @@ class GpuEngine {
   // Measured rate of a plain cuBLAS bf16 n^3 GEMM, TFLOP/s (0 where the build has no cuBLAS).
   static double gemmPeakTflops(int n = 8192);
   void synchronize() const;
+  // Our decode GEMM (skinny_gemm.cuh) against cuBLAS at every packed shape; prints a line each, returns the worst
+  // relative error (0 where the build or device has no such GEMM).
+  double checkSkinnyGemm();
   // Milliseconds per kernel category summed over profiled (EVAPORATE_GPU_PROFILE=1) generate() steps and
   // forwards; "gflop <category>" entries hold the GEMM operations (1e9) filed under that category.
   std::map<std::string, double> profileMs() const;

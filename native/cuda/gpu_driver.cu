@@ -3,6 +3,7 @@
 //   based_gpu parity <modelDir>                             GPU against the CPU backend on the same weights
 //   based_gpu residency <modelDir> [tol]                     device-resident states under churn against the CPU
 //   based_gpu bench  <config.json> <label> [genBatch] [genSteps] [preBatch] [preLen]
+//   based_gpu gemmcheck <config.json> [tol]                 our decode GEMM against cuBLAS at the model's shapes
 // bench prints one JSON object per line (prefixed "RESULT ") for bench/gpu/run.sh to collect.
 #include <cuda_runtime.h>
 
@@ -311,6 +312,14 @@ static int bench(const std::string& cfgPath, const std::string& label, int genB,
   return 0;
 }
 
+static int gemmcheck(const std::string& cfgPath, double tol) {
+  auto model = randomModel(parseConfig(readFile(cfgPath)), 7);
+  GpuEngine eng(*model, 128, 128 * 16);
+  const double worst = eng.checkSkinnyGemm();
+  std::printf("skinny GEMM vs cuBLAS: worst rel err %.3e, tolerance %.1e: %s\n", worst, tol, worst <= tol ? "PASS" : "FAIL");
+  return worst <= tol ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   try {
     if (!cudaDeviceAvailable()) {
@@ -321,6 +330,7 @@ int main(int argc, char** argv) {
     if (mode == "check" && argc >= 4) return check(argv[2], argv[3], argc > 4 ? std::atof(argv[4]) : 2e-2);
     if (mode == "parity" && argc >= 3) return parity(argv[2], argc > 3 ? std::atof(argv[3]) : 2e-2);
     if (mode == "residency" && argc >= 3) return residency(argv[2], argc > 3 ? std::atof(argv[3]) : 2e-2);
+    if (mode == "gemmcheck" && argc >= 3) return gemmcheck(argv[2], argc > 3 ? std::atof(argv[3]) : 2e-2);
     if (mode == "bench" && argc >= 4)
       return bench(argv[2], argv[3], argc > 4 ? std::atoi(argv[4]) : 128, argc > 5 ? std::atoi(argv[5]) : 1024,
                    argc > 6 ? std::atoi(argv[6]) : 16, argc > 7 ? std::atoi(argv[7]) : 32768);

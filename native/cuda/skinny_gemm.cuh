@@ -1,0 +1,234 @@
+// Decode-step GEMMs, C[t][o] (+)= sum_k A[t][k] W[o][k] for at most 128 rows t, on Hopper's wgmma with the weights
+// streamed at bandwidth (issue 21). Why not cuBLAS: at 128 rows it ran the step's 2-200 MB weight matrices at
+// 0.5-3 TB/s (bench/results/based-gpu-gemm-probe.txt), and a kernel of ours can start loading its weights, which no
+// earlier kernel writes, while the previous kernel still runs (programmatic dependent launch): the step's GEMMs then
+// read weights back to back instead of one launch and one pipeline fill after another.
+//
+// A CTA computes 128 outputs (two warpgroups of m64) for all 128 rows over a range of K (split-K where the outputs
+// alone give too few CTAs to keep the memory busy). Weights are repacked once, at load, into 16 KB blocks of
+// 128 outputs x 64 K, each laid out as wgmma reads 128-byte-swizzled shared memory, so one bulk copy moves a block;
+// the activations are copied 16 bytes at a time into the same layout.
+// Included by cuda_backend.cu inside its anonymous namespace (bf16, cpAsync16, ck).
+
+constexpr int kSgRows = 128;                      // rows (tokens) per call: wgmma N
+constexpr int kSgOut = 128;                       // outputs per CTA
+constexpr int kSgK = 64;                          // K per stage: one 128-byte swizzle row of bf16
+constexpr int kSgStages = 6;                      // stages in flight
+constexpr int kSgBlockBytes = kSgOut * kSgK * 2;  // one weight block (16 KB), and one activation tile
+constexpr int kSgThreads = 256;
+constexpr int kSgCStride = kSgOut + 4;            // fp32 staging row for the epilogue, padded off the banks
+constexpr size_t kSgSmemBytes = size_t(kSgStages) * 2 * kSgBlockBytes + 1024 + 64;
+
+enum class SgMode : int { StoreBf16 = 0, StoreF32 = 1, AddF32 = 2, SplitBf16 = 3 };
+
+struct SgArgs {
+  const bf16* A;
+  int lda, T;
+  const bf16* Wp;  // packed: [out tile][K stage][128 x 64 swizzled]
+  int in, kStages, out;
+  void* C;
+  int ldc;
+  int perSplit;      // K stages per CTA (gridDim.y CTAs share an output tile)
+  float* ws;         // SplitBf16: fp32 partial sums [T][out], zero between calls
+  unsigned* counts;  // SplitBf16: CTAs finished per output tile, zero between calls
+  SgMode mode;
+};
+
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute runs its prologue while its
+// predecessor finishes and waits here before touching anything its predecessors write; every kernel lets its
+// dependents launch early. Both are no-ops where the launch did not ask for it.
+__device__ inline void pdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ inline void pdlLaunchDependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Element (r, k) of a 128-byte-swizzled tile of rows of 64 bf16: the 16-byte chunk k / 8 of row r sits at chunk
+// (k / 8) ^ (r % 8), as wgmma's 128B swizzle mode (and the tensor copy engine's) expects.
+__host__ __device__ inline int sgSwizzled(int r, int k) { return r * kSgK + ((((k >> 3) ^ (r & 7)) << 3) | (k & 7)); }
+
+__global__ void sgPackKernel(const bf16* __restrict__ W, bf16* __restrict__ P, int in, int out, int kStages, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t block = i / (kSgOut * kSgK);
+    const int within = int(i % (kSgOut * kSgK)), r = within / kSgK, kk = within % kSgK;
+    const int tile = int(block / kStages), ks = int(block % kStages);
+    const int o = tile * kSgOut + r, k = ks * kSgK + kk;
+    P[block * (kSgOut * kSgK) + sgSwizzled(r, kk)] = o < out && k < in ? W[int64_t(o) * in + k] : __float2bfloat16(0.f);
+  }
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define BASED_SG_DEVICE 1
+__device__ inline uint32_t smemAddr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+
+// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart.
+__device__ inline uint64_t sgDesc(uint32_t addr) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+__device__ inline void mbarInit(uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smemAddr(bar)), "r"(count));
+}
+__device__ inline void mbarExpect(uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smemAddr(bar)), "r"(bytes) : "memory");
+}
+__device__ inline void mbarWait(uint64_t* bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nwait_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_%=;\n}\n" ::"r"(smemAddr(bar)),
+      "r"(parity)
+      : "memory");
+}
+__device__ inline void bulkLoad(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(smemAddr(dst)), "l"(src),
+               "r"(bytes), "r"(smemAddr(bar))
+               : "memory");
+}
+
+// D[64 x 128] += A[64 x 16] B[16 x 128], both operands K-major in 128-byte-swizzled shared memory (descriptors)
+__device__ inline void wgmmaM64N128K16(float* d, uint64_t descA, uint64_t descB) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(descA), "l"(descB), "r"(1));
+}
+#endif
+
+__global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
+#ifdef BASED_SG_DEVICE
+  extern __shared__ uint8_t sgRaw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(sgRaw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sW = base;                                   // kSgStages weight blocks
+  uint8_t* sA = base + size_t(kSgStages) * kSgBlockBytes;  // kSgStages activation tiles
+  uint64_t* full = reinterpret_cast<uint64_t*>(base + size_t(kSgStages) * 2 * kSgBlockBytes);
+  __shared__ int lastOfTile;
+  const int tid = threadIdx.x, tile = blockIdx.x;
+  const int k0 = blockIdx.y * a.perSplit, n = min(a.perSplit, a.kStages - k0);
+  const bf16* wBlocks = a.Wp + (int64_t(tile) * a.kStages + k0) * (kSgOut * kSgK);
+
+  // weights first: nothing before this kernel writes them, so their copies start before the wait below
+  if (tid == 0) {
+    for (int s = 0; s < kSgStages; ++s) mbarInit(&full[s], 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
+    for (int s = 0; s < kSgStages && s < n; ++s) {
+      mbarExpect(&full[s], kSgBlockBytes);
+      bulkLoad(sW + s * kSgBlockBytes, wBlocks + int64_t(s) * (kSgOut * kSgK), kSgBlockBytes, &full[s]);
+    }
+  }
+  pdlWait();
+  __syncthreads();
+
+  // activation tile of stage i: 128 rows x 64 K in 16-byte chunks, 4 a thread; rows past T and K past `in` read zeros
+  auto loadA = [&](int i) {
+    if (i < n) {
+      uint8_t* dst = sA + (i % kSgStages) * kSgBlockBytes;
+      const int kBase = (k0 + i) * kSgK;
+#pragma unroll
+      for (int c = 0; c < kSgRows * kSgK / 8 / kSgThreads; ++c) {
+        const int chunk = tid + c * kSgThreads, r = chunk >> 3, kc = chunk & 7;
+        const int k = kBase + kc * 8;
+        const bool valid = r < a.T && k < a.in;
+        cpAsync16(dst + 2 * sgSwizzled(r, kc * 8), valid ? a.A + int64_t(r) * a.lda + k : a.A, valid);
+      }
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  };
+  for (int i = 0; i < kSgStages - 1; ++i) loadA(i);
+
+  float acc[64];
+#pragma unroll
+  for (int j = 0; j < 64; ++j) acc[j] = 0.f;
+  const int wg = tid >> 7;  // warpgroup: outputs 64 wg .. 64 wg + 63 of the tile
+  for (int i = 0; i < n; ++i) {
+    const int s = i % kSgStages;
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kSgStages - 2) : "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // our copies, then the tensor cores read them
+    __syncthreads();
+    // stage (i - 1) % kSgStages was consumed by every warp before the barrier above: refill it
+    if (i >= 1 && tid == 0 && i - 1 + kSgStages < n) {
+      const int r = (i - 1) % kSgStages;
+      mbarExpect(&full[r], kSgBlockBytes);
+      bulkLoad(sW + r * kSgBlockBytes, wBlocks + int64_t(i - 1 + kSgStages) * (kSgOut * kSgK), kSgBlockBytes, &full[r]);
+    }
+    loadA(i + kSgStages - 1);
+    mbarWait(&full[s], (i / kSgStages) & 1);
+    const uint32_t wAddr = smemAddr(sW + s * kSgBlockBytes + wg * 64 * kSgK * 2), aAddr = smemAddr(sA + s * kSgBlockBytes);
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < kSgK / 16; ++kk) wgmmaM64N128K16(acc, sgDesc(wAddr + kk * 32), sgDesc(aAddr + kk * 32));
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  pdlLaunchDependents();
+  __syncthreads();
+
+  // accumulators -> shared [row][output] fp32, then coalesced 16-byte stores or adds
+  float* sC = reinterpret_cast<float*>(base);
+  {
+    const int warp = (tid >> 5) & 3, lane = tid & 31;
+    const int oLocal = wg * 64 + warp * 16 + (lane >> 2), tLocal = 2 * (lane & 3);
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) sC[(8 * j + tLocal + e) * kSgCStride + oLocal + 8 * h] = acc[j * 4 + h * 2 + e];
+  }
+  __syncthreads();
+  const int oBase = tile * kSgOut;
+  auto eachQuad = [&](auto&& fn) {  // fn(row, output, 4 sums) over this tile's rows < T and outputs < out
+    for (int q = tid; q < kSgRows * kSgOut / 4; q += kSgThreads) {
+      const int t = q / (kSgOut / 4), oq = (q % (kSgOut / 4)) * 4;
+      if (t >= a.T || oBase + oq >= a.out) continue;
+      fn(t, oBase + oq, *reinterpret_cast<const float4*>(&sC[t * kSgCStride + oq]));
+    }
+  };
+  auto storeBf16 = [&](int t, int o, float4 v) {
+    __nv_bfloat162* c = reinterpret_cast<__nv_bfloat162*>(static_cast<bf16*>(a.C) + int64_t(t) * a.ldc + o);
+    c[0] = __floats2bfloat162_rn(v.x, v.y), c[1] = __floats2bfloat162_rn(v.z, v.w);
+  };
+  switch (a.mode) {
+    case SgMode::StoreBf16: eachQuad(storeBf16); break;
+    case SgMode::StoreF32:
+      eachQuad([&](int t, int o, float4 v) { *reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + o) = v; });
+      break;
+    case SgMode::AddF32:  // the residual add; split-K CTAs add their parts
+      eachQuad([&](int t, int o, float4 v) { atomicAdd(reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + o), v); });
+      break;
+    case SgMode::SplitBf16: {
+      eachQuad([&](int t, int o, float4 v) { atomicAdd(reinterpret_cast<float4*>(a.ws + int64_t(t) * a.out + o), v); });
+      __threadfence();
+      __syncthreads();
+      if (tid == 0) lastOfTile = atomicAdd(&a.counts[tile], 1u) == gridDim.y - 1;
+      __syncthreads();
+      if (!lastOfTile) break;
+      // the tile's last CTA converts the sums and leaves the workspace and the count at zero for the next call
+      __threadfence();
+      eachQuad([&](int t, int o, float4) {
+        float4* w = reinterpret_cast<float4*>(a.ws + int64_t(t) * a.out + o);
+        storeBf16(t, o, __ldcg(w));
+        __stcg(w, make_float4(0.f, 0.f, 0.f, 0.f));
+      });
+      if (tid == 0) a.counts[tile] = 0;
+      break;
+    }
+  }
+#endif
+}
+
+// Whether this build carries the wgmma kernel for the device it runs on (sm_90a code).
+__global__ void sgProbeKernel(int* ok) {
+#ifdef BASED_SG_DEVICE
+  *ok = 1;
+#else
+  *ok = 0;
+#endif
+}
