@@ -27,7 +27,8 @@ def read(folder, name):
 
 
 def main(folders):
-    rows, correctness, profile, prefill_profile, device, gemm_choices = {}, [], [], [], "", {}
+    rows, correctness, profile, prefill_profile, device, gemm_choices = {}, [], {}, {}, "", {}
+    skinny = {"checks": [], "timing": []}
     for folder in folders:
         device = read(folder, "gpu.txt").strip() or device
         for log in ("engine.log", "anchors.log", "results.jsonl"):
@@ -50,8 +51,14 @@ def main(folders):
             m = re.match(r"PREFILL (\S+) (.+?)\s+([\d.]+) ms", line)
             if m:
                 pre_found.append({"model": m.group(1), "category": m.group(2), "ms": float(m.group(3))})
-        prefill_profile = list({(p["model"], p["category"]): p for p in pre_found}.values()) or prefill_profile
-        profile = list({(p["model"], p["category"]): p for p in found}.values()) or profile
+        # merged over folders: a later folder's entry for the same model and category replaces an earlier one's
+        prefill_profile.update({(p["model"], p["category"]): p for p in pre_found})
+        profile.update({(p["model"], p["category"]): p for p in found})
+        for line in read(folder, "skinny.log").splitlines():
+            if line.startswith("skinny time"):
+                skinny["timing"].append(line[len("skinny time "):].strip())
+            elif line.startswith("-- ") or re.search(r"PASS|FAIL|ERROR SUMMARY|equal", line):
+                skinny["checks"].append(line)
 
     def rate(engine, model, key):
         r = rows.get((engine, model))
@@ -123,8 +130,12 @@ def main(folders):
         "ratios": ratios,
         "notes": notes,
         "correctness": correctness,
-        "profile": profile,
-        "prefill_profile": prefill_profile,
+        "profile": list(profile.values()),
+        "prefill_profile": list(prefill_profile.values()),
+        # our wgmma decode GEMM (EVAPORATE_GPU_SKINNY=1, bench/gpu/skinny.sh): checks against cuBLAS and the CPU, and
+        # per shape (in -> out, how the step calls it, weights of that shape): cublasGemmEx, ours at split-K limits,
+        # ours without its MMAs and without its loads, each a call back to back over that shape's weights
+        "skinny_gemm": skinny,
         # decode GEMM shapes (rows x in x out): cublasGemmEx's time from a cold L2, the algorithm chosen, its time
         "gemm_choices": list(gemm_choices.values()),
         "rows": list(rows.values()),

@@ -28,9 +28,9 @@ stamp gemmcheck
 {
   for m in based-360m based-1b; do
     timeout 90 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 256 1 16 | grep RESULT
-    # the same step on cuBLAS, and ours without programmatic dependent launch
-    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_SKINNY=0 /tmp/based_gpu bench /tmp/cfg/$m.json $m-cublas 128 256 1 16 | grep RESULT
-    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_PDL=0 /tmp/based_gpu bench /tmp/cfg/$m.json $m-nopdl 128 256 1 16 | grep RESULT
+    # the same step on our wgmma GEMM (skinny_gemm.cuh), with and without programmatic dependent launch
+    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_SKINNY=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m-skinny 128 256 1 16 | grep RESULT
+    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_SKINNY=1 EVAPORATE_GPU_PDL=0 /tmp/based_gpu bench /tmp/cfg/$m.json $m-skinny-nopdl 128 256 1 16 | grep RESULT
     EVAPORATE_GPU_PROFILE=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128
     stamp "decode $m"
   done

@@ -99,6 +99,20 @@ __device__ inline uint4 pack8(const float* x) {
   return u;
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute runs its prologue while its
+// predecessor finishes and waits here before touching anything its predecessors write; every kernel lets its
+// dependents launch early. Both are no-ops where the launch did not ask for it.
+__device__ inline void pdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ inline void pdlLaunchDependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // ---------------------------------------------------------------- elementwise and normalization
 
 __global__ void embedKernel(const int32_t* tok, const bf16* E, float* X, int d) {
@@ -1505,22 +1519,25 @@ struct GpuEngineImpl {
   cudaGraphExec_t graphExec = nullptr;
   int graphB = 0;
 
-  // Our wgmma GEMM (skinny_gemm.cuh) for calls of at most 128 rows, on the weights packed for it; cuBLAS builds on
-  // sm_90a only (the wmma path stays as it is). EVAPORATE_GPU_SKINNY=0 keeps cuBLAS; EVAPORATE_GPU_PDL=0 launches
-  // it without programmatic dependent launch.
+  // Our wgmma GEMM (skinny_gemm.cuh) for calls of at most 128 rows, on a second, packed copy of the weights; cuBLAS
+  // builds on sm_90a only, and only when EVAPORATE_GPU_SKINNY=1: it is correct (gemmcheck) but slower than cuBLAS
+  // in a decode step so far (bench/results/based-gpu.json, skinny_gemm), and it doubles the weights' memory.
+  // EVAPORATE_GPU_PDL=0 launches it without programmatic dependent launch.
   struct Packed {
     bf16* blocks;
     int in, out, kStages, tiles;
+    int use;  // how a step calls it: 0 bf16 out, 1 fp32 residual add, 2 fp32 out (for gemmcheck's timing)
   };
+  int maxSplit = 1 << 20, probe = 0;  // gemmcheck varies them
   bool skinny = false, pdl = !(std::getenv("EVAPORATE_GPU_PDL") && std::string(std::getenv("EVAPORATE_GPU_PDL")) == "0");
   int numSms = 0;
   std::map<const bf16*, Packed> packed;
   float* sgWs = nullptr;
   unsigned* sgCounts = nullptr;
   size_t packedBytes = 0;
-  void pack(const bf16* W, int in, int out) {
+  void pack(const bf16* W, int in, int out, int use) {
     if (!skinny || !W || packed.count(W) || in % 8 != 0 || out % 4 != 0) return;
-    Packed p{nullptr, in, out, (in + kSgK - 1) / kSgK, (out + kSgOut - 1) / kSgOut};
+    Packed p{nullptr, in, out, (in + kSgK - 1) / kSgK, (out + kSgOut - 1) / kSgOut, use};
     const int64_t n = int64_t(p.tiles) * p.kStages * kSgOut * kSgK;
     p.blocks = devAlloc<bf16>(size_t(n));
     sgPackKernel<<<1024, 256, 0, stream>>>(W, p.blocks, in, out, p.kStages, n);
@@ -1529,8 +1546,8 @@ struct GpuEngineImpl {
     packed[W] = p;
   }
   void setUpSkinnyGemm() {
-    const char* off = std::getenv("EVAPORATE_GPU_SKINNY");
-    if (!useCublas || (off && std::string(off) == "0")) return;
+    const char* on = std::getenv("EVAPORATE_GPU_SKINNY");
+    if (!useCublas || !on || std::string(on) != "1") return;
     int* d = devAlloc<int>(1);
     sgProbeKernel<<<1, 1, 0, stream>>>(d);
     LAUNCHED();
@@ -1552,13 +1569,13 @@ struct GpuEngineImpl {
       const int outIn = Lc.kind == MixerKind::BaseConv ? Lc.convInner
                         : Lc.kind == MixerKind::SlidingWindow ? d0
                                                               : Lc.laHeads * Lc.laHeadDim;
-      pack(w.mixIn, d0, w.mixInOut);
-      pack(w.out, outIn, d0);
-      pack(w.fc1, d0, 2 * cfg.mlpHidden);
-      pack(w.fc2, cfg.mlpHidden, d0);
-      if (w.enc) pack(w.enc, d0, Lc.laHeads * Lc.laFeatureDim + Lc.laHeads * Lc.laHeadDim);
+      pack(w.mixIn, d0, w.mixInOut, 0);
+      pack(w.out, outIn, d0, 1);
+      pack(w.fc1, d0, 2 * cfg.mlpHidden, 0);
+      pack(w.fc2, cfg.mlpHidden, d0, 1);
+      if (w.enc) pack(w.enc, d0, Lc.laHeads * Lc.laFeatureDim + Lc.laHeads * Lc.laHeadDim, 0);
     }
-    pack(head, d0, cfg.vocabPadded);
+    pack(head, d0, cfg.vocabPadded, 2);
     for (auto& [W, p] : packed) widestBf16 = std::max(widestBf16, p.out), mostTiles = std::max(mostTiles, p.tiles);
     sgWs = devAlloc<float>(size_t(kSgRows) * widestBf16);
     sgCounts = devAlloc<unsigned>(size_t(mostTiles));
@@ -1572,7 +1589,7 @@ struct GpuEngineImpl {
   double checkSkinny() {
     if (!skinny) {
       std::printf("skinny GEMM: not in this build or device\n");
-      return 0;
+      return -1;
     }
     int maxIn = 0, maxOut = 0;
     for (auto& [W, p] : packed) maxIn = std::max(maxIn, p.in), maxOut = std::max(maxOut, p.out);
@@ -1621,6 +1638,49 @@ struct GpuEngineImpl {
         }
       }
     }
+    // time: each shape's weights in turn (as many as the model has, so most sets outgrow the L2), back to back,
+    // in the way a step calls them; cuBLAS as the step used it before, ours at several split-K limits
+    std::map<std::tuple<int, int, int>, std::vector<const bf16*>> groups;
+    for (auto& [W, p] : packed) groups[{p.in, p.out, p.use}].push_back(W);
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0)), CK(cudaEventCreate(&e1));
+    for (auto& [key, ws] : groups) {
+      const auto [in, out, use] = key;
+      const bool f32 = use > 0;
+      const float beta = use == 1 ? 1.f : 0.f, alpha = 1.f;
+      auto timeCalls = [&](auto&& call) {
+        for (const bf16* W : ws) call(W);  // warm (cuBLAS picks, first launches)
+        CK(cudaEventRecord(e0, stream));
+        for (int rep = 0; rep < 3; ++rep)
+          for (const bf16* W : ws) call(W);
+        CK(cudaEventRecord(e1, stream));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        return 1e3 * double(ms) / (3.0 * ws.size());
+      };
+      const double mb = double(in) * out * 2 / 1e6;
+      const double cub = timeCalls([&](const bf16* W) {
+        CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, kSgRows, in, &alpha, W, CUDA_R_16BF, in, A, CUDA_R_16BF, in, &beta, got,
+                        f32 ? CUDA_R_32F : CUDA_R_16BF, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      });
+      std::printf("skinny time %5d -> %5d %s x%-3zu %6.1f MB  cublasGemmEx %6.1f us (%4.0f GB/s)", in, out, use == 0 ? "bf16" : use == 1 ? "add " : "f32 ",
+                  ws.size(), mb, cub, mb * 1e3 / cub);
+      for (int cap : {1, 2, 4, 8, 16, 1 << 20}) {
+        maxSplit = cap;
+        const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
+        std::printf(" | split<=%-2d %6.1f us (%4.0f GB/s)", std::min(cap, 99), us, mb * 1e3 / us);
+      }
+      for (int pr : {1, 2}) {
+        probe = pr;
+        const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
+        std::printf(" | %s %6.1f us", pr == 1 ? "no MMA" : "no loads", us);
+      }
+      probe = 0;
+      std::printf("\n");
+      maxSplit = 1 << 20;
+    }
+    CK(cudaEventDestroy(e0)), CK(cudaEventDestroy(e1));
     CK(cudaFree(A)), CK(cudaFree(ref)), CK(cudaFree(got));
     return worst;
   }
@@ -1638,11 +1698,11 @@ struct GpuEngineImpl {
     else mode = beta == 0.f ? SgMode::StoreBf16 : SgMode(-1);
     if (int(mode) < 0) return false;
     // split K until the CTAs about fill the machine once (one CTA an SM: its stages take most of the shared memory)
-    int split = mode == SgMode::StoreF32 ? 1 : std::max(1, std::min(p.kStages, numSms / p.tiles));
+    int split = mode == SgMode::StoreF32 ? 1 : std::max(1, std::min({p.kStages, numSms / p.tiles, maxSplit}));
     const int per = (p.kStages + split - 1) / split;
     split = (p.kStages + per - 1) / per;
     if (split > 1 && mode == SgMode::StoreBf16) mode = SgMode::SplitBf16;
-    SgArgs args{A, lda, int(T), p.blocks, p.in, p.kStages, p.out, C, ldc, per, sgWs, sgCounts, mode};
+    SgArgs args{A, lda, int(T), p.blocks, p.in, p.kStages, p.out, C, ldc, per, sgWs, sgCounts, mode, probe};
     cudaLaunchConfig_t lc = {};
     lc.gridDim = dim3(unsigned(p.tiles), unsigned(split));
     lc.blockDim = dim3(kSgThreads);

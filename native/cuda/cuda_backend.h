@@ -43,8 +43,8 @@ class GpuEngine {
   // Measured rate of a plain cuBLAS bf16 n^3 GEMM, TFLOP/s (0 where the build has no cuBLAS).
   static double gemmPeakTflops(int n = 8192);
   void synchronize() const;
-  // Our decode GEMM (skinny_gemm.cuh) against cuBLAS at every packed shape; prints a line each, returns the worst
-  // relative error (0 where the build or device has no such GEMM).
+  // Our decode GEMM (skinny_gemm.cuh, on when EVAPORATE_GPU_SKINNY=1) against cuBLAS at every packed shape, then
+  // timed beside it; prints a line each, returns the worst relative error (-1 where the engine does not use it).
   double checkSkinnyGemm();
   // Milliseconds per kernel category summed over profiled (EVAPORATE_GPU_PROFILE=1) generate() steps and
   // forwards; "gflop <category>" entries hold the GEMM operations (1e9) filed under that category.

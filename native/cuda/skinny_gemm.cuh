@@ -8,7 +8,7 @@
 // alone give too few CTAs to keep the memory busy). Weights are repacked once, at load, into 16 KB blocks of
 // 128 outputs x 64 K, each laid out as wgmma reads 128-byte-swizzled shared memory, so one bulk copy moves a block;
 // the activations are copied 16 bytes at a time into the same layout.
-// Included by cuda_backend.cu inside its anonymous namespace (bf16, cpAsync16, ck).
+// Included by cuda_backend.cu inside its anonymous namespace (bf16, cpAsync16, pdlWait, ck).
 
 constexpr int kSgRows = 128;                      // rows (tokens) per call: wgmma N
 constexpr int kSgOut = 128;                       // outputs per CTA
@@ -32,21 +32,8 @@ struct SgArgs {
   float* ws;         // SplitBf16: fp32 partial sums [T][out], zero between calls
   unsigned* counts;  // SplitBf16: CTAs finished per output tile, zero between calls
   SgMode mode;
+  int probe;  // gemmcheck's timing variants: 0 the GEMM, 1 without the MMAs, 2 without the loads (wrong sums)
 };
-
-// Programmatic dependent launch (sm_90): a kernel launched with the attribute runs its prologue while its
-// predecessor finishes and waits here before touching anything its predecessors write; every kernel lets its
-// dependents launch early. Both are no-ops where the launch did not ask for it.
-__device__ inline void pdlWait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-__device__ inline void pdlLaunchDependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
 
 // Element (r, k) of a 128-byte-swizzled tile of rows of 64 bf16: the 16-byte chunk k / 8 of row r sits at chunk
 // (k / 8) ^ (r % 8), as wgmma's 128B swizzle mode (and the tensor copy engine's) expects.
@@ -118,7 +105,7 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   if (tid == 0) {
     for (int s = 0; s < kSgStages; ++s) mbarInit(&full[s], 1);
     asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
-    for (int s = 0; s < kSgStages && s < n; ++s) {
+    for (int s = 0; s < kSgStages && s < n && a.probe != 2; ++s) {
       mbarExpect(&full[s], kSgBlockBytes);
       bulkLoad(sW + s * kSgBlockBytes, wBlocks + int64_t(s) * (kSgOut * kSgK), kSgBlockBytes, &full[s]);
     }
@@ -128,7 +115,7 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
 
   // activation tile of stage i: 128 rows x 64 K in 16-byte chunks, 4 a thread; rows past T and K past `in` read zeros
   auto loadA = [&](int i) {
-    if (i < n) {
+    if (i < n && a.probe != 2) {
       uint8_t* dst = sA + (i % kSgStages) * kSgBlockBytes;
       const int kBase = (k0 + i) * kSgK;
 #pragma unroll
@@ -141,7 +128,9 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
     }
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
-  for (int i = 0; i < kSgStages - 1; ++i) loadA(i);
+  // Stage i's MMAs stay in flight while the CTA waits for stage i + 1 and issues its copies (one wgmma group
+  // outstanding): the stage refilled at iteration i is i - 2, whose MMAs every warpgroup has finished by then.
+  for (int i = 0; i < kSgStages - 2; ++i) loadA(i);
 
   float acc[64];
 #pragma unroll
@@ -149,23 +138,24 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   const int wg = tid >> 7;  // warpgroup: outputs 64 wg .. 64 wg + 63 of the tile
   for (int i = 0; i < n; ++i) {
     const int s = i % kSgStages;
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kSgStages - 2) : "memory");
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kSgStages - 3) : "memory");
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // our copies, then the tensor cores read them
     __syncthreads();
-    // stage (i - 1) % kSgStages was consumed by every warp before the barrier above: refill it
-    if (i >= 1 && tid == 0 && i - 1 + kSgStages < n) {
-      const int r = (i - 1) % kSgStages;
+    if (i >= 2 && tid == 0 && i - 2 + kSgStages < n && a.probe != 2) {
+      const int r = (i - 2) % kSgStages;
       mbarExpect(&full[r], kSgBlockBytes);
-      bulkLoad(sW + r * kSgBlockBytes, wBlocks + int64_t(i - 1 + kSgStages) * (kSgOut * kSgK), kSgBlockBytes, &full[r]);
+      bulkLoad(sW + r * kSgBlockBytes, wBlocks + int64_t(i - 2 + kSgStages) * (kSgOut * kSgK), kSgBlockBytes, &full[r]);
     }
-    loadA(i + kSgStages - 1);
-    mbarWait(&full[s], (i / kSgStages) & 1);
+    loadA(i + kSgStages - 2);
+    if (a.probe != 2) mbarWait(&full[s], (i / kSgStages) & 1);
+    if (a.probe == 1) continue;
     const uint32_t wAddr = smemAddr(sW + s * kSgBlockBytes + wg * 64 * kSgK * 2), aAddr = smemAddr(sA + s * kSgBlockBytes);
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
     for (int kk = 0; kk < kSgK / 16; ++kk) wgmmaM64N128K16(acc, sgDesc(wAddr + kk * 32), sgDesc(aAddr + kk * 32));
-    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 1;\n" ::: "memory");
   }
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
   pdlLaunchDependents();
   __syncthreads();
