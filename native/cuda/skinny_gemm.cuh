@@ -4,27 +4,34 @@
 // earlier kernel writes, while the previous kernel still runs (programmatic dependent launch): the step's GEMMs then
 // read weights back to back instead of one launch and one pipeline fill after another.
 //
-// A CTA computes 128 outputs (two warpgroups of m64) for all 128 rows over a range of K (split-K where the outputs
-// alone give too few CTAs to keep the memory busy). Weights are repacked once, at load, into 16 KB blocks of
+// A CTA computes 128 or 256 outputs (two warpgroups, each one or two m64 sub-tiles) for all 128 rows over a range of
+// K (split-K where the outputs alone give too few CTAs to keep the memory busy). Weights are repacked once, at load, into 16 KB blocks of
 // 128 outputs x 64 K, each laid out as wgmma reads 128-byte-swizzled shared memory, so one bulk copy moves a block;
 // the activations are copied 16 bytes at a time into the same layout.
 // Included by cuda_backend.cu inside its anonymous namespace (bf16, cpAsync16, pdlWait, ck).
 
 constexpr int kSgRows = 128;                      // rows (tokens) per call: wgmma N
-constexpr int kSgOut = 128;                       // outputs per CTA
+constexpr int kSgOut = 128;                       // outputs per weight block
 constexpr int kSgK = 64;                          // K per stage: one 128-byte swizzle row of bf16
-constexpr int kSgStages = 6;                      // stages in flight
 constexpr int kSgBlockBytes = kSgOut * kSgK * 2;  // one weight block (16 KB), and one activation tile
 constexpr int kSgThreads = 256;
-constexpr int kSgCStride = kSgOut + 4;            // fp32 staging row for the epilogue, padded off the banks
-constexpr size_t kSgSmemBytes = size_t(kSgStages) * 2 * kSgBlockBytes + 1024 + 64;
+// A CTA's tile: 128 or 256 outputs (one or two weight blocks a stage); the wider tile brings half the activation
+// bytes per weight byte, at twice the accumulators. Stages: what fits 227 KB with the epilogue's fp32 staging.
+template <int kTile>
+struct SgShape {
+  static constexpr int blocks = kTile / kSgOut;
+  static constexpr int stages = kTile == 128 ? 6 : 4;
+  static constexpr int wBytes = blocks * kSgBlockBytes;  // weights a stage
+  static constexpr int cStride = kTile + 4;             // fp32 staging row, padded off the banks
+  static constexpr size_t smem = size_t(stages) * (wBytes + kSgBlockBytes) + 1024 + 64;
+};
 
 enum class SgMode : int { StoreBf16 = 0, StoreF32 = 1, AddF32 = 2, SplitBf16 = 3 };
 
 struct SgArgs {
   const bf16* A;
   int lda, T;
-  const bf16* Wp;  // packed: [out tile][K stage][128 x 64 swizzled]
+  const bf16* Wp;  // packed: [128-output block][K stage][128 x 64 swizzled], an even number of blocks
   int in, kStages, out;
   void* C;
   int ldc;
@@ -32,7 +39,9 @@ struct SgArgs {
   float* ws;         // SplitBf16: fp32 partial sums [T][out], zero between calls
   unsigned* counts;  // SplitBf16: CTAs finished per output tile, zero between calls
   SgMode mode;
-  int probe;  // gemmcheck's timing variants: 0 the GEMM, 1 without the MMAs, 2 without the loads (wrong sums)
+  // gemmcheck's timing variants (wrong sums but for 0): 0 the GEMM, 1 without the MMAs, 2 without any loads,
+  // 3 without the activation loads, 4 without the weight loads
+  int probe;
 };
 
 // Element (r, k) of a 128-byte-swizzled tile of rows of 64 bf16: the 16-byte chunk k / 8 of row r sits at chunk
@@ -79,44 +88,53 @@ __device__ inline void bulkLoad(void* dst, const void* src, unsigned bytes, uint
 }
 
 // D[64 x 128] += A[64 x 16] B[16 x 128], both operands K-major in 128-byte-swizzled shared memory (descriptors)
-__device__ inline void wgmmaM64N128K16(float* d, uint64_t descA, uint64_t descB) {
+__device__ inline void wgmmaM64N128K16(float* d, uint64_t descA, uint64_t descB, int scaleD) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(descA), "l"(descB), "r"(1));
+      : "l"(descA), "l"(descB), "r"(scaleD));
 }
 #endif
 
+template <int kTile>
 __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
 #ifdef BASED_SG_DEVICE
+  using Sh = SgShape<kTile>;
+  constexpr int S = Sh::stages, B = Sh::blocks;
   extern __shared__ uint8_t sgRaw[];
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(sgRaw) + 1023) & ~uintptr_t(1023));
-  uint8_t* sW = base;                                   // kSgStages weight blocks
-  uint8_t* sA = base + size_t(kSgStages) * kSgBlockBytes;  // kSgStages activation tiles
-  uint64_t* full = reinterpret_cast<uint64_t*>(base + size_t(kSgStages) * 2 * kSgBlockBytes);
+  uint8_t* sW = base;                             // S stages of B weight blocks
+  uint8_t* sA = base + size_t(S) * Sh::wBytes;    // S activation tiles
+  uint64_t* full = reinterpret_cast<uint64_t*>(base + size_t(S) * (Sh::wBytes + kSgBlockBytes));
   __shared__ int lastOfTile;
   const int tid = threadIdx.x, tile = blockIdx.x;
   const int k0 = blockIdx.y * a.perSplit, n = min(a.perSplit, a.kStages - k0);
-  const bf16* wBlocks = a.Wp + (int64_t(tile) * a.kStages + k0) * (kSgOut * kSgK);
+  const bool loadW = a.probe != 2 && a.probe != 4, loadAct = a.probe != 2 && a.probe != 3;
+  auto issueW = [&](int i) {  // the B weight blocks of stage i into its slot
+    const int slot = i % S;
+    mbarExpect(&full[slot], Sh::wBytes);
+#pragma unroll
+    for (int b = 0; b < B; ++b)
+      bulkLoad(sW + slot * Sh::wBytes + b * kSgBlockBytes, a.Wp + (int64_t(tile * B + b) * a.kStages + k0 + i) * (kSgOut * kSgK), kSgBlockBytes,
+               &full[slot]);
+  };
 
   // weights first: nothing before this kernel writes them, so their copies start before the wait below
   if (tid == 0) {
-    for (int s = 0; s < kSgStages; ++s) mbarInit(&full[s], 1);
+    for (int s = 0; s < S; ++s) mbarInit(&full[s], 1);
     asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
-    for (int s = 0; s < kSgStages && s < n && a.probe != 2; ++s) {
-      mbarExpect(&full[s], kSgBlockBytes);
-      bulkLoad(sW + s * kSgBlockBytes, wBlocks + int64_t(s) * (kSgOut * kSgK), kSgBlockBytes, &full[s]);
-    }
+    if (loadW)
+      for (int s = 0; s < S && s < n; ++s) issueW(s);
   }
   pdlWait();
   __syncthreads();
 
   // activation tile of stage i: 128 rows x 64 K in 16-byte chunks, 4 a thread; rows past T and K past `in` read zeros
   auto loadA = [&](int i) {
-    if (i < n && a.probe != 2) {
-      uint8_t* dst = sA + (i % kSgStages) * kSgBlockBytes;
+    if (i < n && loadAct) {
+      uint8_t* dst = sA + (i % S) * kSgBlockBytes;
       const int kBase = (k0 + i) * kSgK;
 #pragma unroll
       for (int c = 0; c < kSgRows * kSgK / 8 / kSgThreads; ++c) {
@@ -130,29 +148,26 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   };
   // Stage i's MMAs stay in flight while the CTA waits for stage i + 1 and issues its copies (one wgmma group
   // outstanding): the stage refilled at iteration i is i - 2, whose MMAs every warpgroup has finished by then.
-  for (int i = 0; i < kSgStages - 2; ++i) loadA(i);
+  for (int i = 0; i < S - 2; ++i) loadA(i);
 
-  float acc[64];
-#pragma unroll
-  for (int j = 0; j < 64; ++j) acc[j] = 0.f;
-  const int wg = tid >> 7;  // warpgroup: outputs 64 wg .. 64 wg + 63 of the tile
+  float acc[B][64];  // the first MMA overwrites (scale-d 0): no other instruction defines them before the epilogue
+  const int wg = tid >> 7;  // warpgroup: outputs kTile / 2 * wg .. of the tile, B sub-tiles of 64
   for (int i = 0; i < n; ++i) {
-    const int s = i % kSgStages;
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kSgStages - 3) : "memory");
+    const int s = i % S;
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 3) : "memory");
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // our copies, then the tensor cores read them
     __syncthreads();
-    if (i >= 2 && tid == 0 && i - 2 + kSgStages < n && a.probe != 2) {
-      const int r = (i - 2) % kSgStages;
-      mbarExpect(&full[r], kSgBlockBytes);
-      bulkLoad(sW + r * kSgBlockBytes, wBlocks + int64_t(i - 2 + kSgStages) * (kSgOut * kSgK), kSgBlockBytes, &full[r]);
-    }
-    loadA(i + kSgStages - 2);
-    if (a.probe != 2) mbarWait(&full[s], (i / kSgStages) & 1);
+    if (i >= 2 && tid == 0 && i - 2 + S < n && loadW) issueW(i - 2 + S);
+    loadA(i + S - 2);
+    if (loadW) mbarWait(&full[s], (i / S) & 1);
     if (a.probe == 1) continue;
-    const uint32_t wAddr = smemAddr(sW + s * kSgBlockBytes + wg * 64 * kSgK * 2), aAddr = smemAddr(sA + s * kSgBlockBytes);
+    const uint32_t aAddr = smemAddr(sA + s * kSgBlockBytes);
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    const uint32_t wAddr = smemAddr(sW + s * Sh::wBytes + wg * (kTile / 2) * kSgK * 2);
 #pragma unroll
-    for (int kk = 0; kk < kSgK / 16; ++kk) wgmmaM64N128K16(acc, sgDesc(wAddr + kk * 32), sgDesc(aAddr + kk * 32));
+    for (int kk = 0; kk < kSgK / 16; ++kk)
+#pragma unroll
+      for (int b = 0; b < B; ++b) wgmmaM64N128K16(acc[b], sgDesc(wAddr + b * 64 * kSgK * 2 + kk * 32), sgDesc(aAddr + kk * 32), i > 0 || kk > 0);
     asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 1;\n" ::: "memory");
   }
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -163,22 +178,25 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   // accumulators -> shared [row][output] fp32, then coalesced 16-byte stores or adds
   float* sC = reinterpret_cast<float*>(base);
   {
-    const int warp = (tid >> 5) & 3, lane = tid & 31;
-    const int oLocal = wg * 64 + warp * 16 + (lane >> 2), tLocal = 2 * (lane & 3);
+    const int warp = (tid >> 5) & 3, lane = tid & 31, tLocal = 2 * (lane & 3);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int b = 0; b < B; ++b) {
+      const int oLocal = wg * (kTile / 2) + b * 64 + warp * 16 + (lane >> 2);
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) sC[(8 * j + tLocal + e) * kSgCStride + oLocal + 8 * h] = acc[j * 4 + h * 2 + e];
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) sC[(8 * j + tLocal + e) * Sh::cStride + oLocal + 8 * h] = acc[b][j * 4 + h * 2 + e];
+    }
   }
   __syncthreads();
-  const int oBase = tile * kSgOut;
+  const int oBase = tile * kTile;
   auto eachQuad = [&](auto&& fn) {  // fn(row, output, 4 sums) over this tile's rows < T and outputs < out
-    for (int q = tid; q < kSgRows * kSgOut / 4; q += kSgThreads) {
-      const int t = q / (kSgOut / 4), oq = (q % (kSgOut / 4)) * 4;
+    for (int q = tid; q < kSgRows * kTile / 4; q += kSgThreads) {
+      const int t = q / (kTile / 4), oq = (q % (kTile / 4)) * 4;
       if (t >= a.T || oBase + oq >= a.out) continue;
-      fn(t, oBase + oq, *reinterpret_cast<const float4*>(&sC[t * kSgCStride + oq]));
+      fn(t, oBase + oq, *reinterpret_cast<const float4*>(&sC[t * Sh::cStride + oq]));
     }
   };
   auto storeBf16 = [&](int t, int o, float4 v) {
