@@ -1536,7 +1536,7 @@ struct GpuEngineImpl {
   std::map<const bf16*, Packed> packed;
   float* sgWs = nullptr;
   unsigned* sgCounts = nullptr;
-  size_t packedBytes = 0;
+  int sgWsOut = 0;  // the widest output the split-K workspace holds
   void pack(const bf16* W, int in, int out, int use) {
     if (!skinny || !W || packed.count(W) || in % 8 != 0 || out % 4 != 0) return;
     Packed p{nullptr, in, out, (in + kSgK - 1) / kSgK, (out + kSgOut - 1) / kSgOut, use};
@@ -1544,7 +1544,6 @@ struct GpuEngineImpl {
     p.blocks = devAlloc<bf16>(size_t(n));
     sgPackKernel<<<1024, 256, 0, stream>>>(W, p.blocks, in, out, p.kStages, n);
     LAUNCHED();
-    packedBytes += size_t(n) * 2;
     packed[W] = p;
   }
   void setUpSkinnyGemm() {
@@ -1579,7 +1578,11 @@ struct GpuEngineImpl {
       if (w.enc) pack(w.enc, d0, Lc.laHeads * Lc.laFeatureDim + Lc.laHeads * Lc.laHeadDim, 0);
     }
     pack(head, d0, cfg.vocabPadded, 2);
-    for (auto& [W, p] : packed) widestBf16 = std::max(widestBf16, p.out), mostTiles = std::max(mostTiles, p.tiles);
+    for (auto& [W, p] : packed) {  // the split-K workspace serves bf16 outputs only
+      if (p.use == 0) widestBf16 = std::max(widestBf16, p.out);
+      mostTiles = std::max(mostTiles, p.tiles);
+    }
+    sgWsOut = widestBf16;
     sgWs = devAlloc<float>(size_t(kSgRows) * widestBf16);
     sgCounts = devAlloc<unsigned>(size_t(mostTiles));
     CK(cudaMemsetAsync(sgWs, 0, size_t(kSgRows) * widestBf16 * 4, stream));
@@ -1619,28 +1622,29 @@ struct GpuEngineImpl {
     for (auto& [W, p] : packed) {
       if (seen.count({p.in, p.out})) continue;
       seen[{p.in, p.out}] = true;
-      for (int tile : {128, 256})
-      for (int T : {kSgRows, 5}) {
+      for (int tile : {128, 256}) {
         tileOut = tile;
-        for (int way = 0; way < 3; ++way) {  // bf16 store, fp32 add, fp32 store
-          const bool f32 = way > 0;
-          const float beta = way == 1 ? 1.f : 0.f, alpha = 1.f;
-          const size_t n = size_t(T) * p.out;
-          for (void* c : {ref, got}) {  // the same starting residual in both
-            if (f32) fillRandomBf16<<<256, 256, 0, stream>>>(static_cast<bf16*>(c), n * 2, 5u);
-            else CK(cudaMemsetAsync(c, 0, n * 2, stream));
+        for (int T : {kSgRows, 5}) {
+          for (int way = 0; way < 3; ++way) {  // bf16 store, fp32 add, fp32 store
+            const bool f32 = way > 0;
+            const float beta = way == 1 ? 1.f : 0.f, alpha = 1.f;
+            const size_t n = size_t(T) * p.out;
+            for (void* c : {ref, got}) {  // the same starting residual in both
+              if (f32) fillRandomBf16<<<256, 256, 0, stream>>>(static_cast<bf16*>(c), n * 2, 5u);
+              else CK(cudaMemsetAsync(c, 0, n * 2, stream));
+            }
+            LAUNCHED();
+            CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, p.out, T, p.in, &alpha, W, CUDA_R_16BF, p.in, A, CUDA_R_16BF, p.in, &beta, ref,
+                            f32 ? CUDA_R_32F : CUDA_R_16BF, p.out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            if (!skinnyGemm(A, T, p.in, W, p.out, got, f32, p.out, beta)) throw EngineError("cuda_error", "skinny GEMM refused a packed shape");
+            fetch(ref, f32, n, r), fetch(got, f32, n, q);
+            double num = 0, den = 0;
+            for (size_t i = 0; i < n; ++i) num += double(r[i] - q[i]) * (r[i] - q[i]), den += double(r[i]) * r[i];
+            const double err = std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
+            worst = std::max(worst, err);
+            std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s, %d-wide tiles: rel err %.2e\n", T, p.in, p.out,
+                        way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", tile, err);
           }
-          LAUNCHED();
-          CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, p.out, T, p.in, &alpha, W, CUDA_R_16BF, p.in, A, CUDA_R_16BF, p.in, &beta, ref,
-                          f32 ? CUDA_R_32F : CUDA_R_16BF, p.out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-          if (!skinnyGemm(A, T, p.in, W, p.out, got, f32, p.out, beta)) throw EngineError("cuda_error", "skinny GEMM refused a packed shape");
-          fetch(ref, f32, n, r), fetch(got, f32, n, q);
-          double num = 0, den = 0;
-          for (size_t i = 0; i < n; ++i) num += double(r[i] - q[i]) * (r[i] - q[i]), den += double(r[i]) * r[i];
-          const double err = std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
-          worst = std::max(worst, err);
-          std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s, %d-wide tiles: rel err %.2e\n", T, p.in, p.out,
-                      way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", tile, err);
         }
       }
     }
@@ -1710,7 +1714,8 @@ struct GpuEngineImpl {
     if (int(mode) < 0) return false;
     // split K until the CTAs about fill the machine once (one CTA an SM: its stages take most of the shared memory)
     const int tiles = (p.out + tileOut - 1) / tileOut;
-    int split = mode == SgMode::StoreF32 ? 1 : std::max(1, std::min({p.kStages, numSms / tiles, maxSplit}));
+    const bool canSplit = mode == SgMode::AddF32 || (mode == SgMode::StoreBf16 && p.out <= sgWsOut);
+    int split = canSplit ? std::max(1, std::min({p.kStages, numSms / tiles, maxSplit})) : 1;
     const int per = (p.kStages + split - 1) / split;
     split = (p.kStages + per - 1) / per;
     if (split > 1 && mode == SgMode::StoreBf16) mode = SgMode::SplitBf16;
