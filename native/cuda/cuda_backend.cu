@@ -1529,8 +1529,16 @@ struct GpuEngineImpl {
     int use;  // how a step calls it: 0 bf16 out, 1 fp32 residual add, 2 fp32 out (for gemmcheck's timing)
   };
   int maxSplit = 1 << 20, probe = 0;  // gemmcheck varies them
-  // outputs a CTA: 128, or 256 (EVAPORATE_GPU_SKINNY_TILE=256)
-  int tileOut = std::getenv("EVAPORATE_GPU_SKINNY_TILE") && std::string(std::getenv("EVAPORATE_GPU_SKINNY_TILE")) == "256" ? 256 : 128;
+  // which kernel: 128 outputs a CTA (default), 256 (EVAPORATE_GPU_SKINNY_TILE=256), or 128 with producer and consumer
+  // warpgroups (=ws)
+  enum class SgKind { Tile128, Tile256, Specialized };
+  static SgKind sgKindFromEnv() {
+    const char* v = std::getenv("EVAPORATE_GPU_SKINNY_TILE");
+    const std::string t = v ? v : "";
+    return t == "256" ? SgKind::Tile256 : t == "ws" ? SgKind::Specialized : SgKind::Tile128;
+  }
+  static const char* sgKindName(SgKind k) { return k == SgKind::Tile256 ? "256-wide" : k == SgKind::Specialized ? "ws 128-wide" : "128-wide"; }
+  SgKind sgKind = sgKindFromEnv();
   bool skinny = false, pdl = !(std::getenv("EVAPORATE_GPU_PDL") && std::string(std::getenv("EVAPORATE_GPU_PDL")) == "0");
   int numSms = 0;
   std::map<const bf16*, Packed> packed;
@@ -1562,6 +1570,7 @@ struct GpuEngineImpl {
     CK(cudaDeviceGetAttribute(&numSms, cudaDevAttrMultiProcessorCount, dev));
     CK(cudaFuncSetAttribute(sgGemmKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(SgShape<128>::smem)));
     CK(cudaFuncSetAttribute(sgGemmKernel<256>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(SgShape<256>::smem)));
+    CK(cudaFuncSetAttribute(sgGemmWsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSgWsSmemBytes)));
     skinny = true;
     const int d0 = cfg.dModel;
     int widestBf16 = 0, mostTiles = 0;
@@ -1617,13 +1626,13 @@ struct GpuEngineImpl {
       for (size_t i = 0; i < n; ++i) out[i] = __bfloat162float(h[i]);
     };
     double worst = 0;
-    const int tileWas = tileOut;
+    const SgKind kindWas = sgKind;
     std::map<std::pair<int, int>, bool> seen;
     for (auto& [W, p] : packed) {
       if (seen.count({p.in, p.out})) continue;
       seen[{p.in, p.out}] = true;
-      for (int tile : {128, 256}) {
-        tileOut = tile;
+      for (SgKind kind : {SgKind::Tile128, SgKind::Tile256, SgKind::Specialized}) {
+        sgKind = kind;
         for (int T : {kSgRows, 5}) {
           for (int way = 0; way < 3; ++way) {  // bf16 store, fp32 add, fp32 store
             const bool f32 = way > 0;
@@ -1642,8 +1651,8 @@ struct GpuEngineImpl {
             for (size_t i = 0; i < n; ++i) num += double(r[i] - q[i]) * (r[i] - q[i]), den += double(r[i]) * r[i];
             const double err = std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
             worst = std::max(worst, err);
-            std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s, %d-wide tiles: rel err %.2e\n", T, p.in, p.out,
-                        way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", tile, err);
+            std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s, %s tiles: rel err %.2e\n", T, p.in, p.out,
+                        way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", sgKindName(kind), err);
           }
         }
       }
@@ -1674,27 +1683,27 @@ struct GpuEngineImpl {
         CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, kSgRows, in, &alpha, W, CUDA_R_16BF, in, A, CUDA_R_16BF, in, &beta, got,
                         f32 ? CUDA_R_32F : CUDA_R_16BF, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       });
-      for (int tile : {128, 256}) {
-        tileOut = tile;
-        std::printf("skinny time %5d -> %5d %s x%-3zu %6.1f MB  cublasGemmEx %6.1f us (%4.0f GB/s) | %d-wide tiles:", in, out,
-                  use == 0 ? "bf16" : use == 1 ? "add " : "f32 ", ws.size(), mb, cub, mb * 1e3 / cub, tile);
-      for (int cap : {1, 2, 4, 8, 16, 1 << 20}) {
-        maxSplit = cap;
-        const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
-        std::printf(" | split<=%-2d %6.1f us (%4.0f GB/s)", std::min(cap, 99), us, mb * 1e3 / us);
-      }
-      for (int pr : {1, 2, 3, 4}) {
-        probe = pr;
-        const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
-        static const char* what[] = {"", "no MMA", "no loads", "no act. loads", "no weight loads"};
-        std::printf(" | %s %6.1f us", what[pr], us);
-      }
+      for (SgKind kind : {SgKind::Tile128, SgKind::Specialized}) {  // (256-wide measured slower at every shape)
+        sgKind = kind;
+        std::printf("skinny time %5d -> %5d %s x%-3zu %6.1f MB  cublasGemmEx %6.1f us (%4.0f GB/s) | %s tiles:", in, out,
+                    use == 0 ? "bf16" : use == 1 ? "add " : "f32 ", ws.size(), mb, cub, mb * 1e3 / cub, sgKindName(kind));
+        for (int cap : {1, 2, 4, 8, 16, 1 << 20}) {
+          maxSplit = cap;
+          const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
+          std::printf(" | split<=%-2d %6.1f us (%4.0f GB/s)", std::min(cap, 99), us, mb * 1e3 / us);
+        }
+        for (int pr : {1, 2, 3, 4}) {
+          probe = pr;
+          const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
+          static const char* what[] = {"", "no MMA", "no loads", "no act. loads", "no weight loads"};
+          std::printf(" | %s %6.1f us", what[pr], us);
+        }
         probe = 0;
         std::printf("\n");
       }
       maxSplit = 1 << 20;
     }
-    tileOut = tileWas;
+    sgKind = kindWas;
     CK(cudaEventDestroy(e0)), CK(cudaEventDestroy(e1));
     CK(cudaFree(A)), CK(cudaFree(ref)), CK(cudaFree(got));
     return worst;
@@ -1713,7 +1722,7 @@ struct GpuEngineImpl {
     else mode = beta == 0.f ? SgMode::StoreBf16 : SgMode(-1);
     if (int(mode) < 0) return false;
     // split K until the CTAs about fill the machine once (one CTA an SM: its stages take most of the shared memory)
-    const int tiles = (p.out + tileOut - 1) / tileOut;
+    const int tileOut = sgKind == SgKind::Tile256 ? 256 : 128, tiles = (p.out + tileOut - 1) / tileOut;
     const bool canSplit = mode == SgMode::AddF32 || (mode == SgMode::StoreBf16 && p.out <= sgWsOut);
     int split = canSplit ? std::max(1, std::min({p.kStages, numSms / tiles, maxSplit})) : 1;
     const int per = (p.kStages + split - 1) / split;
@@ -1722,15 +1731,16 @@ struct GpuEngineImpl {
     SgArgs args{A, lda, int(T), p.blocks, p.in, p.kStages, p.out, C, ldc, per, sgWs, sgCounts, mode, probe};
     cudaLaunchConfig_t lc = {};
     lc.gridDim = dim3(unsigned(tiles), unsigned(split));
-    lc.blockDim = dim3(kSgThreads);
-    lc.dynamicSmemBytes = tileOut == 256 ? SgShape<256>::smem : SgShape<128>::smem;
+    lc.blockDim = dim3(sgKind == SgKind::Specialized ? kSgWsThreads : kSgThreads);
+    lc.dynamicSmemBytes = sgKind == SgKind::Tile256 ? SgShape<256>::smem : sgKind == SgKind::Specialized ? kSgWsSmemBytes : SgShape<128>::smem;
     lc.stream = stream;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     lc.attrs = attr;
     lc.numAttrs = pdl ? 1 : 0;
-    if (tileOut == 256) CK(cudaLaunchKernelEx(&lc, sgGemmKernel<256>, args));
+    if (sgKind == SgKind::Tile256) CK(cudaLaunchKernelEx(&lc, sgGemmKernel<256>, args));
+    else if (sgKind == SgKind::Specialized) CK(cudaLaunchKernelEx(&lc, sgGemmWsKernel, args));
     else CK(cudaLaunchKernelEx(&lc, sgGemmKernel<128>, args));
     return true;
   }

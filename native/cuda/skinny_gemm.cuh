@@ -73,6 +73,9 @@ __device__ inline void mbarInit(uint64_t* bar, unsigned count) {
 __device__ inline void mbarExpect(uint64_t* bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smemAddr(bar)), "r"(bytes) : "memory");
 }
+__device__ inline void mbarArrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smemAddr(bar)) : "memory");
+}
 __device__ inline void mbarWait(uint64_t* bar, unsigned parity) {
   asm volatile(
       "{\n.reg .pred done;\nwait_%=:\n"
@@ -98,6 +101,72 @@ __device__ inline void wgmmaM64N128K16(float* d, uint64_t descA, uint64_t descB,
 }
 #endif
 
+#ifdef BASED_SG_DEVICE
+// The CTA's accumulators -> C: staged through shared memory as [row][output] fp32 (over the stage buffers, all
+// consumed by now), then coalesced 16-byte stores or adds. Run by the 256 threads that hold the accumulators (tid
+// 0..255, warpgroup wg); sync() is a barrier among exactly those threads.
+template <int kTile, int B, class Sync>
+__device__ inline void sgEpilogue(const SgArgs& a, float (&acc)[B][64], uint8_t* base, int tid, int wg, Sync sync) {
+  using Sh = SgShape<kTile>;
+  __shared__ int lastOfTile;
+  const int tile = blockIdx.x;
+  float* sC = reinterpret_cast<float*>(base);
+  {
+    const int warp = (tid >> 5) & 3, lane = tid & 31, tLocal = 2 * (lane & 3);
+#pragma unroll
+    for (int b = 0; b < B; ++b) {
+      const int oLocal = wg * (kTile / 2) + b * 64 + warp * 16 + (lane >> 2);
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) sC[(8 * j + tLocal + e) * Sh::cStride + oLocal + 8 * h] = acc[b][j * 4 + h * 2 + e];
+    }
+  }
+  sync();
+  const int oBase = tile * kTile;
+  auto eachQuad = [&](auto&& fn) {  // fn(row, output, 4 sums) over this tile's rows < T and outputs < out
+    for (int q = tid; q < kSgRows * kTile / 4; q += kSgThreads) {
+      const int t = q / (kTile / 4), oq = (q % (kTile / 4)) * 4;
+      if (t >= a.T || oBase + oq >= a.out) continue;
+      fn(t, oBase + oq, *reinterpret_cast<const float4*>(&sC[t * Sh::cStride + oq]));
+    }
+  };
+  auto storeBf16 = [&](int t, int o, float4 v) {
+    __nv_bfloat162* c = reinterpret_cast<__nv_bfloat162*>(static_cast<bf16*>(a.C) + int64_t(t) * a.ldc + o);
+    c[0] = __floats2bfloat162_rn(v.x, v.y), c[1] = __floats2bfloat162_rn(v.z, v.w);
+  };
+  switch (a.mode) {
+    case SgMode::StoreBf16: eachQuad(storeBf16); break;
+    case SgMode::StoreF32:
+      eachQuad([&](int t, int o, float4 v) { *reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + o) = v; });
+      break;
+    case SgMode::AddF32:  // the residual add; split-K CTAs add their parts
+      eachQuad([&](int t, int o, float4 v) { atomicAdd(reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + o), v); });
+      break;
+    case SgMode::SplitBf16: {
+      eachQuad([&](int t, int o, float4 v) { atomicAdd(reinterpret_cast<float4*>(a.ws + int64_t(t) * a.out + o), v); });
+      __threadfence();
+      sync();
+      if (tid == 0) lastOfTile = atomicAdd(&a.counts[tile], 1u) == gridDim.y - 1;
+      sync();
+      if (!lastOfTile) break;
+      // the tile's last CTA converts the sums and leaves the workspace and the count at zero for the next call
+      __threadfence();
+      eachQuad([&](int t, int o, float4) {
+        float4* w = reinterpret_cast<float4*>(a.ws + int64_t(t) * a.out + o);
+        storeBf16(t, o, __ldcg(w));
+        __stcg(w, make_float4(0.f, 0.f, 0.f, 0.f));
+      });
+      if (tid == 0) a.counts[tile] = 0;
+      break;
+    }
+  }
+}
+
+#endif
+
 template <int kTile>
 __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
 #ifdef BASED_SG_DEVICE
@@ -108,7 +177,6 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   uint8_t* sW = base;                             // S stages of B weight blocks
   uint8_t* sA = base + size_t(S) * Sh::wBytes;    // S activation tiles
   uint64_t* full = reinterpret_cast<uint64_t*>(base + size_t(S) * (Sh::wBytes + kSgBlockBytes));
-  __shared__ int lastOfTile;
   const int tid = threadIdx.x, tile = blockIdx.x;
   const int k0 = blockIdx.y * a.perSplit, n = min(a.perSplit, a.kStages - k0);
   const bool loadW = a.probe != 2 && a.probe != 4, loadAct = a.probe != 2 && a.probe != 3;
@@ -175,60 +243,97 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   pdlLaunchDependents();
   __syncthreads();
 
-  // accumulators -> shared [row][output] fp32, then coalesced 16-byte stores or adds
-  float* sC = reinterpret_cast<float*>(base);
-  {
-    const int warp = (tid >> 5) & 3, lane = tid & 31, tLocal = 2 * (lane & 3);
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      const int oLocal = wg * (kTile / 2) + b * 64 + warp * 16 + (lane >> 2);
-#pragma unroll
-      for (int j = 0; j < 16; ++j)
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) sC[(8 * j + tLocal + e) * Sh::cStride + oLocal + 8 * h] = acc[b][j * 4 + h * 2 + e];
-    }
+  sgEpilogue<kTile, B>(a, acc, base, tid, wg, [] { __syncthreads(); });
+#endif
+}
+
+// The same GEMM with its roles split (EVAPORATE_GPU_SKINNY_TILE=ws): a producer warpgroup copies the weights (one
+// thread, bulk copies) and the activations (16-byte copies) into the stages, and two consumer warpgroups run the
+// MMAs, each stage handed over by a full / empty mbarrier pair instead of a barrier of the whole CTA, so copies and
+// MMAs of different stages overlap. The producer signals a stage once its own copies of it have landed and it has
+// fenced them for the tensor cores (kSgWsLag stages behind what it issues, so the copies stay in flight).
+constexpr int kSgWsThreads = 384, kSgWsStages = 6, kSgWsLag = 3;
+constexpr size_t kSgWsSmemBytes = size_t(kSgWsStages) * 2 * kSgBlockBytes + 1024 + 2 * kSgWsStages * 8;
+
+__global__ void __launch_bounds__(kSgWsThreads, 1) sgGemmWsKernel(SgArgs a) {
+#ifdef BASED_SG_DEVICE
+  constexpr int S = kSgWsStages, D = kSgWsLag;
+  extern __shared__ uint8_t sgRaw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(sgRaw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sW = base;
+  uint8_t* sA = base + size_t(S) * kSgBlockBytes;
+  uint64_t* full = reinterpret_cast<uint64_t*>(base + size_t(S) * 2 * kSgBlockBytes);
+  uint64_t* empty = full + S;
+  const int tid = threadIdx.x, tile = blockIdx.x;
+  const int k0 = blockIdx.y * a.perSplit, n = min(a.perSplit, a.kStages - k0);
+  const bool loadW = a.probe != 2 && a.probe != 4, loadAct = a.probe != 2 && a.probe != 3;
+  auto issueW = [&](int i) {  // thread 0: stage i's weight block (or, in a probe without weights, its arrival)
+    if (!loadW) return mbarArrive(&full[i % S]);
+    mbarExpect(&full[i % S], kSgBlockBytes);
+    bulkLoad(sW + (i % S) * kSgBlockBytes, a.Wp + (int64_t(tile) * a.kStages + k0 + i) * (kSgOut * kSgK), kSgBlockBytes, &full[i % S]);
+  };
+  if (tid == 0) {
+    // full: thread 0's weight arrival and the producer warpgroup's 128; empty: the 8 consumer warps
+    for (int s = 0; s < S; ++s) mbarInit(&full[s], 1 + 128), mbarInit(&empty[s], 8);
+    asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
+    for (int s = 0; s < S && s < n; ++s) issueW(s);  // before the wait: no earlier kernel writes the weights
   }
+  pdlWait();
   __syncthreads();
-  const int oBase = tile * kTile;
-  auto eachQuad = [&](auto&& fn) {  // fn(row, output, 4 sums) over this tile's rows < T and outputs < out
-    for (int q = tid; q < kSgRows * kTile / 4; q += kSgThreads) {
-      const int t = q / (kTile / 4), oq = (q % (kTile / 4)) * 4;
-      if (t >= a.T || oBase + oq >= a.out) continue;
-      fn(t, oBase + oq, *reinterpret_cast<const float4*>(&sC[t * Sh::cStride + oq]));
+
+  if (tid < 128) {  // producer
+    auto signal = [&](int i) {  // stage i's activations have landed (cp.async.wait_group before this)
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      mbarArrive(&full[i % S]);
+    };
+    for (int i = 0; i < n; ++i) {
+      const int s = i % S;
+      if (i >= S) {
+        mbarWait(&empty[s], ((i / S) + 1) & 1);  // the consumers are done with stage i - S
+        if (tid == 0) issueW(i);
+      }
+      if (loadAct) {
+        uint8_t* dst = sA + s * kSgBlockBytes;
+        const int kBase = (k0 + i) * kSgK;
+#pragma unroll
+        for (int c = 0; c < kSgRows * kSgK / 8 / 128; ++c) {
+          const int chunk = tid + c * 128, r = chunk >> 3, kc = chunk & 7;
+          const int k = kBase + kc * 8;
+          const bool valid = r < a.T && k < a.in;
+          cpAsync16(dst + 2 * sgSwizzled(r, kc * 8), valid ? a.A + int64_t(r) * a.lda + k : a.A, valid);
+        }
+      }
+      asm volatile("cp.async.commit_group;\n" ::: "memory");
+      if (i >= D) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(D) : "memory");
+        signal(i - D);
+      }
     }
-  };
-  auto storeBf16 = [&](int t, int o, float4 v) {
-    __nv_bfloat162* c = reinterpret_cast<__nv_bfloat162*>(static_cast<bf16*>(a.C) + int64_t(t) * a.ldc + o);
-    c[0] = __floats2bfloat162_rn(v.x, v.y), c[1] = __floats2bfloat162_rn(v.z, v.w);
-  };
-  switch (a.mode) {
-    case SgMode::StoreBf16: eachQuad(storeBf16); break;
-    case SgMode::StoreF32:
-      eachQuad([&](int t, int o, float4 v) { *reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + o) = v; });
-      break;
-    case SgMode::AddF32:  // the residual add; split-K CTAs add their parts
-      eachQuad([&](int t, int o, float4 v) { atomicAdd(reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + o), v); });
-      break;
-    case SgMode::SplitBf16: {
-      eachQuad([&](int t, int o, float4 v) { atomicAdd(reinterpret_cast<float4*>(a.ws + int64_t(t) * a.out + o), v); });
-      __threadfence();
-      __syncthreads();
-      if (tid == 0) lastOfTile = atomicAdd(&a.counts[tile], 1u) == gridDim.y - 1;
-      __syncthreads();
-      if (!lastOfTile) break;
-      // the tile's last CTA converts the sums and leaves the workspace and the count at zero for the next call
-      __threadfence();
-      eachQuad([&](int t, int o, float4) {
-        float4* w = reinterpret_cast<float4*>(a.ws + int64_t(t) * a.out + o);
-        storeBf16(t, o, __ldcg(w));
-        __stcg(w, make_float4(0.f, 0.f, 0.f, 0.f));
-      });
-      if (tid == 0) a.counts[tile] = 0;
-      break;
-    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    for (int i = max(0, n - D); i < n; ++i) signal(i);
+    pdlLaunchDependents();
+    return;
   }
+  // consumers: warpgroup wg runs outputs 64 wg .. 64 wg + 63 of the tile
+  const int ctid = tid - 128, wg = ctid >> 7;
+  float acc[1][64];  // the first MMA overwrites (scale-d 0)
+  for (int i = 0; i < n; ++i) {
+    const int s = i % S;
+    mbarWait(&full[s], (i / S) & 1);
+    if (a.probe != 1) {
+      const uint32_t aAddr = smemAddr(sA + s * kSgBlockBytes), wAddr = smemAddr(sW + s * kSgBlockBytes + wg * 64 * kSgK * 2);
+      asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+      for (int kk = 0; kk < kSgK / 16; ++kk) wgmmaM64N128K16(acc[0], sgDesc(wAddr + kk * 32), sgDesc(aAddr + kk * 32), i > 0 || kk > 0);
+      asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+    }
+    // stage i - 1's MMAs are done (one group left in flight): hand it back
+    if (i >= 1 && (ctid & 31) == 0) mbarArrive(&empty[(i - 1) % S]);
+  }
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  pdlLaunchDependents();
+  asm volatile("bar.sync 1, 256;\n" ::: "memory");
+  sgEpilogue<128, 1>(a, acc, base, ctid, wg, [] { asm volatile("bar.sync 1, 256;\n" ::: "memory"); });
 #endif
 }
 
