@@ -22,10 +22,8 @@ export class QueueShardRunner implements ShardRunner {
   constructor(
     private readonly settings: Settings['shards'],
     log: (line: string) => void = () => {},
-    /** Measure payload and result bytes (one shard in eight) into `stats`: it serializes them once more, so only a bench asks. */
-    measureBytes = false,
   ) {
-    this.issuer = new ShardIssuer(settings, settings.queue, SHARD_JOB_NAME, settings.inFlight, log, measureBytes);
+    this.issuer = new ShardIssuer(settings, settings.queue, SHARD_JOB_NAME, settings.inFlight, log);
     this.issuer.redis.defineCommand('raiseTo', { numberOfKeys: 1, lua: RAISE_TO_SCRIPT });
   }
 
@@ -44,7 +42,6 @@ export class QueueShardRunner implements ShardRunner {
       return {
         id,
         payload,
-        payloadBytes: documents.length,
         label: `shard batch:${shard.index} of job ${shard.jobId} (documents ${ids[0]} to ${ids[ids.length - 1]})`,
         check: (result) => checkOutputs({ attributes: shard.attributes, documentIds: ids }, result),
         beforeAdd: async () => {
@@ -53,7 +50,6 @@ export class QueueShardRunner implements ShardRunner {
           await this.raiseFailures(run, context.failures());
         },
         settled: () => void this.issuer.redis.del(key).catch(() => {}),
-        measure: shard.index % 8 === 0,
       };
     }, context.signal);
   }

@@ -32,24 +32,14 @@ export interface ShardSpec<R> {
   beforeAdd?(): Promise<void>;
   /** Runs once the shard is settled (result taken, failed for good, or abandoned), e.g. to delete what it left in Redis. */
   settled?(): void;
-  /** Bytes the shard puts in Redis beside its job (its documents), counted into the payload's size. */
-  payloadBytes?: number;
-  /** Whether to measure this shard's payload and result bytes into `stats` (only when the issuer measures at all). */
-  measure?: boolean;
 }
 
 /** What the coordinator measured about a queue (the scale-out bench reads it). */
 export interface QueueStats {
   issued: number;
   accepted: number;
-  /** Shards whose payload size was measured (payloadBytes is their sum). */
-  sampledPayloads: number;
-  /** Results whose size was measured (resultBytes is their sum). */
-  sampledResults: number;
   reissued: number;
   refused: number;
-  payloadBytes: number;
-  resultBytes: number;
 }
 
 interface Issued {
@@ -79,7 +69,7 @@ const CLOSE_WAIT_MS = 2000;
 const ORPHAN_RESULT_SECONDS = 3600;
 
 export class ShardIssuer {
-  readonly stats: QueueStats = { issued: 0, accepted: 0, sampledPayloads: 0, sampledResults: 0, reissued: 0, refused: 0, payloadBytes: 0, resultBytes: 0 };
+  readonly stats: QueueStats = { issued: 0, accepted: 0, reissued: 0, refused: 0 };
   readonly redis: Redis;
   private readonly queue: Queue;
   private readonly events: QueueEvents;
@@ -95,8 +85,6 @@ export class ShardIssuer {
     /** Shards of this queue in Redis at once. */
     private readonly maxInFlight: number,
     private readonly log: (line: string) => void = () => {},
-    /** Measure payload and result bytes of the shards that ask: it serializes them once more, so only a bench asks. */
-    private readonly measureBytes = false,
   ) {
     if (!settings.redisUrl) throw new Error('ShardIssuer needs settings.shards.redisUrl');
     const connection = connectionOf(settings.redisUrl);
@@ -107,7 +95,7 @@ export class ShardIssuer {
     // from there rather than read from the job again; failures and anything missed go through check().
     this.events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
       const entry = this.issued.get(jobId);
-      if (entry && !entry.adding) this.accept(entry, returnvalue, () => Buffer.byteLength(JSON.stringify(returnvalue)));
+      if (entry && !entry.adding) this.accept(entry, returnvalue);
     });
     this.events.on('failed', ({ jobId }: { jobId: string }) => {
       const entry = this.issued.get(jobId);
@@ -200,10 +188,6 @@ export class ShardIssuer {
         removeOnFail: { age: ORPHAN_RESULT_SECONDS },
       });
       this.stats.issued++;
-      if (this.measureBytes && entry.spec.measure && entry.generation === 1) {
-        this.stats.sampledPayloads++;
-        this.stats.payloadBytes += Buffer.byteLength(JSON.stringify(entry.spec.payload)) + (entry.spec.payloadBytes ?? 0);
-      }
     } catch {
       // Redis unreachable: the poll tries again (the entry is still issued, and not in Redis).
     } finally {
@@ -236,7 +220,7 @@ export class ShardIssuer {
       } catch {
         parsed = undefined;
       }
-      this.accept(entry, parsed, () => Buffer.byteLength(returnvalue!));
+      this.accept(entry, parsed);
     } catch {
       // Redis unreachable right now: the next poll looks again.
     } finally {
@@ -245,7 +229,7 @@ export class ShardIssuer {
   }
 
   /** Takes a finished shard's result if it fits the shard; otherwise the shard counts an attempt and goes again. */
-  private accept(entry: Issued, result: unknown, bytes: () => number): void {
+  private accept(entry: Issued, result: unknown): void {
     if (this.issued.get(entry.jobId) !== entry) return;
     let out: unknown;
     try {
@@ -259,10 +243,6 @@ export class ShardIssuer {
     }
     this.issued.delete(entry.jobId);
     this.stats.accepted++;
-    if (this.measureBytes && entry.spec.measure) {
-      this.stats.sampledResults++;
-      this.stats.resultBytes += bytes();
-    }
     void this.queue.remove(entry.jobId).catch(() => {});
     entry.spec.settled?.();
     entry.resolve(out);
