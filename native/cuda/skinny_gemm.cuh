@@ -1,13 +1,13 @@
-// Decode-step GEMMs, C[t][o] (+)= sum_k A[t][k] W[o][k] for at most 128 rows t, on Hopper's wgmma with the weights
-// streamed at bandwidth (issue 21). Why not cuBLAS: at 128 rows it ran the step's 2-200 MB weight matrices at
+// Decode-step GEMMs, C[t][o] (+)= sum_k A[t][k] W[o][k] for at most 128 rows t, on Hopper's wgmma (issue 21), meant
+// to stream the weights at bandwidth. Why not cuBLAS: at 128 rows it ran the step's 2-200 MB weight matrices at
 // 0.5-3 TB/s (bench/results/based-gpu-gemm-probe.txt), and a kernel of ours can start loading its weights, which no
-// earlier kernel writes, while the previous kernel still runs (programmatic dependent launch): the step's GEMMs then
-// read weights back to back instead of one launch and one pipeline fill after another.
+// earlier kernel writes, while the previous kernel still runs (programmatic dependent launch). Measured so far: correct,
+// and slower than cuBLAS in a step; the activation tile's 16-byte copies are the limit (based-gpu.json, skinny_gemm).
 //
 // A CTA computes 128 or 256 outputs (two warpgroups, each one or two m64 sub-tiles) for all 128 rows over a range of
-// K (split-K where the outputs alone give too few CTAs to keep the memory busy). Weights are repacked once, at load, into 16 KB blocks of
-// 128 outputs x 64 K, each laid out as wgmma reads 128-byte-swizzled shared memory, so one bulk copy moves a block;
-// the activations are copied 16 bytes at a time into the same layout.
+// K (split-K where the outputs alone give too few CTAs to keep the memory busy). Weights are repacked once, at load,
+// into 16 KB blocks of 128 outputs x 64 K, each laid out as wgmma reads 128-byte-swizzled shared memory, so one bulk
+// copy moves a block; the activations are copied 16 bytes at a time into the same layout.
 // Included by cuda_backend.cu inside its anonymous namespace (bf16, cpAsync16, pdlWait, ck).
 
 constexpr int kSgRows = 128;                      // rows (tokens) per call: wgmma N
