@@ -42,6 +42,8 @@ struct SgArgs {
   // gemmcheck's timing variants (wrong sums but for 0): 0 the GEMM, 1 without the MMAs, 2 without any loads,
   // 3 without the activation loads, 4 without the weight loads
   int probe;
+  __host__ __device__ bool loadsWeights() const { return probe != 2 && probe != 4; }
+  __host__ __device__ bool loadsActivations() const { return probe != 2 && probe != 3; }
 };
 
 // Element (r, k) of a 128-byte-swizzled tile of rows of 64 bf16: the 16-byte chunk k / 8 of row r sits at chunk
@@ -102,6 +104,32 @@ __device__ inline void wgmmaM64N128K16(float* d, uint64_t descA, uint64_t descB,
 #endif
 
 #ifdef BASED_SG_DEVICE
+// Weight stage `stage` (of a.kStages) of the CTA's tile, B blocks of 128 outputs, into dst, completing on bar; in a
+// probe without weight loads only the arrival, so a barrier counting on it still completes.
+template <int B>
+__device__ inline void sgCopyWeights(const SgArgs& a, uint8_t* dst, uint64_t* bar, int tile, int stage) {
+  if (!a.loadsWeights()) return mbarArrive(bar);
+  mbarExpect(bar, B * kSgBlockBytes);
+#pragma unroll
+  for (int b = 0; b < B; ++b)
+    bulkLoad(dst + b * kSgBlockBytes, a.Wp + (int64_t(tile * B + b) * a.kStages + stage) * (kSgOut * kSgK), kSgBlockBytes, bar);
+}
+
+// Activation tile of K stage `stage`: 128 rows x 64 K in 16-byte chunks spread over kThreads threads (this one is
+// `tid`); rows past T and K past `in` read zeros. Only issues the copies: the caller commits and waits.
+template <int kThreads>
+__device__ inline void sgCopyActivations(const SgArgs& a, uint8_t* dst, int stage, int tid) {
+  if (!a.loadsActivations()) return;
+  const int kBase = stage * kSgK;
+#pragma unroll
+  for (int c = 0; c < kSgRows * kSgK / 8 / kThreads; ++c) {
+    const int chunk = tid + c * kThreads, r = chunk >> 3, kc = chunk & 7;
+    const int k = kBase + kc * 8;
+    const bool valid = r < a.T && k < a.in;
+    cpAsync16(dst + 2 * sgSwizzled(r, kc * 8), valid ? a.A + int64_t(r) * a.lda + k : a.A, valid);
+  }
+}
+
 // The CTA's accumulators -> C: staged through shared memory as [row][output] fp32 (over the stage buffers, all
 // consumed by now), then coalesced 16-byte stores or adds. Run by the 256 threads that hold the accumulators (tid
 // 0..255, warpgroup wg); sync() is a barrier among exactly those threads.
@@ -179,15 +207,8 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   uint64_t* full = reinterpret_cast<uint64_t*>(base + size_t(S) * (Sh::wBytes + kSgBlockBytes));
   const int tid = threadIdx.x, tile = blockIdx.x;
   const int k0 = blockIdx.y * a.perSplit, n = min(a.perSplit, a.kStages - k0);
-  const bool loadW = a.probe != 2 && a.probe != 4, loadAct = a.probe != 2 && a.probe != 3;
-  auto issueW = [&](int i) {  // the B weight blocks of stage i into its slot
-    const int slot = i % S;
-    mbarExpect(&full[slot], Sh::wBytes);
-#pragma unroll
-    for (int b = 0; b < B; ++b)
-      bulkLoad(sW + slot * Sh::wBytes + b * kSgBlockBytes, a.Wp + (int64_t(tile * B + b) * a.kStages + k0 + i) * (kSgOut * kSgK), kSgBlockBytes,
-               &full[slot]);
-  };
+  const bool loadW = a.loadsWeights();
+  auto issueW = [&](int i) { sgCopyWeights<B>(a, sW + (i % S) * Sh::wBytes, &full[i % S], tile, k0 + i); };
 
   // weights first: nothing before this kernel writes them, so their copies start before the wait below
   if (tid == 0) {
@@ -199,19 +220,8 @@ __global__ void __launch_bounds__(kSgThreads, 1) sgGemmKernel(SgArgs a) {
   pdlWait();
   __syncthreads();
 
-  // activation tile of stage i: 128 rows x 64 K in 16-byte chunks, 4 a thread; rows past T and K past `in` read zeros
-  auto loadA = [&](int i) {
-    if (i < n && loadAct) {
-      uint8_t* dst = sA + (i % S) * kSgBlockBytes;
-      const int kBase = (k0 + i) * kSgK;
-#pragma unroll
-      for (int c = 0; c < kSgRows * kSgK / 8 / kSgThreads; ++c) {
-        const int chunk = tid + c * kSgThreads, r = chunk >> 3, kc = chunk & 7;
-        const int k = kBase + kc * 8;
-        const bool valid = r < a.T && k < a.in;
-        cpAsync16(dst + 2 * sgSwizzled(r, kc * 8), valid ? a.A + int64_t(r) * a.lda + k : a.A, valid);
-      }
-    }
+  auto loadA = [&](int i) {  // one commit group a stage, empty past the last
+    if (i < n) sgCopyActivations<kSgThreads>(a, sA + (i % S) * kSgBlockBytes, k0 + i, tid);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
   // Stage i's MMAs stay in flight while the CTA waits for stage i + 1 and issues its copies (one wgmma group
@@ -266,12 +276,7 @@ __global__ void __launch_bounds__(kSgWsThreads, 1) sgGemmWsKernel(SgArgs a) {
   uint64_t* empty = full + S;
   const int tid = threadIdx.x, tile = blockIdx.x;
   const int k0 = blockIdx.y * a.perSplit, n = min(a.perSplit, a.kStages - k0);
-  const bool loadW = a.probe != 2 && a.probe != 4, loadAct = a.probe != 2 && a.probe != 3;
-  auto issueW = [&](int i) {  // thread 0: stage i's weight block (or, in a probe without weights, its arrival)
-    if (!loadW) return mbarArrive(&full[i % S]);
-    mbarExpect(&full[i % S], kSgBlockBytes);
-    bulkLoad(sW + (i % S) * kSgBlockBytes, a.Wp + (int64_t(tile) * a.kStages + k0 + i) * (kSgOut * kSgK), kSgBlockBytes, &full[i % S]);
-  };
+  auto issueW = [&](int i) { sgCopyWeights<1>(a, sW + (i % S) * kSgBlockBytes, &full[i % S], tile, k0 + i); };  // thread 0
   if (tid == 0) {
     // full: thread 0's weight arrival and the producer warpgroup's 128; empty: the 8 consumer warps
     for (int s = 0; s < S; ++s) mbarInit(&full[s], 1 + 128), mbarInit(&empty[s], 8);
@@ -292,17 +297,7 @@ __global__ void __launch_bounds__(kSgWsThreads, 1) sgGemmWsKernel(SgArgs a) {
         mbarWait(&empty[s], ((i / S) + 1) & 1);  // the consumers are done with stage i - S
         if (tid == 0) issueW(i);
       }
-      if (loadAct) {
-        uint8_t* dst = sA + s * kSgBlockBytes;
-        const int kBase = (k0 + i) * kSgK;
-#pragma unroll
-        for (int c = 0; c < kSgRows * kSgK / 8 / 128; ++c) {
-          const int chunk = tid + c * 128, r = chunk >> 3, kc = chunk & 7;
-          const int k = kBase + kc * 8;
-          const bool valid = r < a.T && k < a.in;
-          cpAsync16(dst + 2 * sgSwizzled(r, kc * 8), valid ? a.A + int64_t(r) * a.lda + k : a.A, valid);
-        }
-      }
+      sgCopyActivations<128>(a, sA + s * kSgBlockBytes, k0 + i, tid);
       asm volatile("cp.async.commit_group;\n" ::: "memory");
       if (i >= D) {
         asm volatile("cp.async.wait_group %0;\n" ::"n"(D) : "memory");
