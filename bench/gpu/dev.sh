@@ -28,9 +28,12 @@ stamp gemmcheck
 {
   for m in based-360m based-1b; do
     timeout 90 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128 256 1 16 | grep RESULT
+    # without programmatic dependent launch, for what it saves
+    [ "${COMPARE_PDL:-0}" = 1 ] && EVAPORATE_GPU_PDL=0 timeout 90 /tmp/based_gpu bench /tmp/cfg/$m.json $m-nopdl 128 256 1 16 | grep RESULT
     # the same step on our wgmma GEMM (skinny_gemm.cuh), with and without programmatic dependent launch
     [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_SKINNY=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m-skinny 128 256 1 16 | grep RESULT
-    [ "${COMPARE:-1}" = 1 ] && EVAPORATE_GPU_SKINNY=1 EVAPORATE_GPU_PDL=0 /tmp/based_gpu bench /tmp/cfg/$m.json $m-skinny-nopdl 128 256 1 16 | grep RESULT
+    # and with each shape's GEMM chosen by measurement among cuBLAS(Lt) and ours
+    [ "${COMPARE:-1}" = 1 ] || [ "${COMPARE_AUTO:-0}" = 1 ] && EVAPORATE_GPU_SKINNY=auto /tmp/based_gpu bench /tmp/cfg/$m.json $m-skinny-auto 128 256 1 16 | grep -E 'RESULT|GEMMTUNE'
     EVAPORATE_GPU_PROFILE=1 /tmp/based_gpu bench /tmp/cfg/$m.json $m 128
     stamp "decode $m"
   done
@@ -40,8 +43,9 @@ stamp gemmcheck
   /tmp/based_gpu bench /tmp/cfg/based-1b.json ncu 128 8 16 2048 > "$OUT/ncu-prefill.txt" 2>&1
 stamp ncu
 [ "${NCU:-0}" = 1 ] && grep -E '^  [a-zA-Z].*Kernel|Duration|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Stall' "$OUT/ncu-prefill.txt" | head -60
-{
+# SANITIZE=memcheck leaves out racecheck, which outruns its timeout here (run.sh runs it without one)
+[ "${SANITIZE:-1}" != 0 ] && {
   timeout 100 compute-sanitizer --tool memcheck --print-limit 5 /tmp/based_gpu parity fixtures/based/tiny-jrt 2e-2 | grep -E 'PASS|FAIL|ERROR'
-  timeout 100 compute-sanitizer --tool racecheck --print-limit 5 /tmp/based_gpu parity fixtures/based/tiny-jrt 2e-2 | grep -E 'PASS|FAIL|ERROR|RACECHECK|hazard'
+  [ "${SANITIZE:-1}" = 1 ] && timeout 100 compute-sanitizer --tool racecheck --print-limit 5 /tmp/based_gpu parity fixtures/based/tiny-jrt 2e-2 | grep -E 'PASS|FAIL|ERROR|RACECHECK|hazard'
   stamp sanitizer
 } 2>&1 | tee "$OUT/sanitizer.log"

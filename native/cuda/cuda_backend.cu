@@ -20,6 +20,7 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -112,10 +113,17 @@ __device__ inline void pdlLaunchDependents() {
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
+// The decode path's own kernels: wait for what the previous kernel wrote, then let the next one launch, so its
+// launch and scheduling overlap this kernel's work (the next one waits in turn before it reads anything).
+__device__ inline void pdlEnter() {
+  pdlWait();
+  pdlLaunchDependents();
+}
 
 // ---------------------------------------------------------------- elementwise and normalization
 
 __global__ void embedKernel(const int32_t* tok, const bf16* E, float* X, int d) {
+  pdlEnter();
   const int64_t t = blockIdx.x;
   const bf16* row = E + int64_t(tok[t]) * d;
   for (int i = threadIdx.x; i < d; i += blockDim.x) X[t * d + i] = __bfloat162float(row[i]);
@@ -124,6 +132,7 @@ __global__ void embedKernel(const int32_t* tok, const bf16* E, float* X, int d) 
 // Adds an optional bias into the fp32 residual row, then writes the RMS-normalized row in bf16: the residual
 // add itself happened in the preceding GEMM (beta = 1), so this is the whole "add + norm" in one pass.
 __global__ void biasRmsnormKernel(float* X, const int64_t* rows, const float* bias, const float* w, bf16* H, int d, float eps) {
+  pdlEnter();
   const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
   float* x = X + r * d;
   float ss = 0;
@@ -142,16 +151,22 @@ __global__ void biasRmsnormKernel(float* X, const int64_t* rows, const float* bi
 // strided two-pass form above is bound by load latency rather than bandwidth.
 template <int V>
 __global__ void biasRmsnormVecKernel(float* X, const int64_t* rows, const float* bias, const float* w, bf16* H, int d, float eps) {
-  const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
-  float4* x = reinterpret_cast<float4*>(X + r * d);
   const int n4 = d / 4;
   const float4* w4 = reinterpret_cast<const float4*>(w);
-  float4 v[V], g[V];  // the norm's weights are loaded with the row, not after the reduction's barriers
+  float4 v[V], g[V];  // the norm's weights: no kernel writes them, so they load while the previous kernel ends
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < n4) g[j] = w4[i];
+  }
+  pdlEnter();
+  const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
+  float4* x = reinterpret_cast<float4*>(X + r * d);
   float ss = 0;
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
-    if (i < n4) v[j] = x[i], g[j] = w4[i];
+    if (i < n4) v[j] = x[i];
   }
 #pragma unroll
   for (int j = 0; j < V; ++j) {
@@ -176,6 +191,7 @@ __global__ void biasRmsnormVecKernel(float* X, const int64_t* rows, const float*
 }
 
 __global__ void biasBf16Kernel(bf16* Y, const float* b, int64_t T, int n, int ld) {
+  pdlEnter();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= T * n) return;
   const int64_t t = idx / n;
@@ -186,6 +202,7 @@ __global__ void biasBf16Kernel(bf16* Y, const float* b, int64_t T, int n, int ld
 // Eight channels per thread (16-byte loads and stores) where the hidden size allows: the decode step's SwiGLU
 // moves a few MB, and one element per thread left it latency bound.
 __global__ void swiglu8Kernel(const bf16* G, bf16* A, int64_t T, int hid) {
+  pdlEnter();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int per = hid / 8;
   if (idx >= T * per) return;
@@ -206,6 +223,7 @@ __global__ void swiglu8Kernel(const bf16* G, bf16* A, int64_t T, int hid) {
 }
 
 __global__ void swigluKernel(const bf16* G, bf16* A, int64_t T, int hid) {
+  pdlEnter();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= T * hid) return;
   const int64_t t = idx / hid;
@@ -250,6 +268,7 @@ __global__ void argmaxKernel(const float* logits, int vocab, int ld, int32_t* ou
 }
 
 __global__ void advanceKernel(int64_t* pos, int B, int L) {
+  pdlEnter();
   const int s = blockIdx.x * blockDim.x + threadIdx.x;
   if (s < B) pos[s] += L;
 }
@@ -345,6 +364,7 @@ __global__ void __launch_bounds__(256) convSlideKernel(const bf16* __restrict__ 
 
 // Decode (L == 1): the convolution and the shift of the kept inputs in one pass (convKernel + convTailKernel).
 __global__ void convDecodeKernel(const bf16* U, bf16* tail, const float* w, const float* b, bf16* V, int B, int inner, int K) {
+  pdlEnter();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(B) * inner) return;
   const int ch = int(idx % inner), s = int(idx / inner);
@@ -374,8 +394,10 @@ __global__ void convDecode8Kernel(const bf16* __restrict__ U, bf16* __restrict__
   const int ch = int(idx % per) * 8, s = int(idx / per);
   bf16* tl = tail + int64_t(s) * (K - 1) * inner + ch;
   uint4 in[K];  // the kept inputs, oldest first, then this token's
+  // the kept inputs are this kernel's own writes of the step before, so they load while the previous kernel ends
 #pragma unroll
   for (int j = 0; j < K - 1; ++j) in[j] = *reinterpret_cast<const uint4*>(tl + int64_t(j) * inner);
+  pdlEnter();
   in[K - 1] = *reinterpret_cast<const uint4*>(U + int64_t(s) * 2 * inner + ch);
   const uint4 gr = *reinterpret_cast<const uint4*>(U + int64_t(s) * 2 * inner + inner + ch);
   float y[8], x[8];
@@ -902,6 +924,9 @@ __global__ void __launch_bounds__(256) laDecodeKernel(LaArgs a) {
   }
   const float z0 = threadIdx.x < F ? z[threadIdx.x] : 0.f;
   buildTable(ft, a.f, a.rd);
+  // all above is this kernel's own state from the step before (and constants): it loads while the previous kernel
+  // (the projection writing QKV) ends
+  pdlEnter();
   __syncthreads();
   const bf16* row = a.QKV + int64_t(s) * a.ld;
   for (int i = threadIdx.x; i < F; i += blockDim.x) {
@@ -1094,6 +1119,7 @@ __global__ void swDecodeKernel(SwArgs a) {
 // based-1b (78 against 60 us a layer): 120 registers left 2 blocks an SM where this one runs 8.
 constexpr int kSwRowsInFlight = 4;
 __global__ void swDecodeFusedKernel(SwArgs a, bf16* keys, bf16* values, int rd, float base) {
+  pdlEnter();
   __shared__ float qs[128], sc[1024], outp[2048], red[64];
   const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
   const int dh = a.dh, cols = dh / 8, R = blockDim.x / cols;
@@ -1520,9 +1546,10 @@ struct GpuEngineImpl {
   int graphB = 0;
 
   // Our wgmma GEMM (skinny_gemm.cuh) for calls of at most 128 rows, on a second, packed copy of the weights; cuBLAS
-  // builds on sm_90a only, and only when EVAPORATE_GPU_SKINNY=1: it is correct (gemmcheck) but slower than cuBLAS
-  // in a decode step so far (bench/results/based-gpu.json, skinny_gemm), and it doubles the weights' memory.
-  // EVAPORATE_GPU_PDL=0 launches it without programmatic dependent launch.
+  // builds on sm_90a only, and only when asked: EVAPORATE_GPU_SKINNY=1 runs it for every call it takes,
+  // EVAPORATE_GPU_SKINNY=auto makes it one more candidate of the per-shape tuning (tune). It is correct (gemmcheck)
+  // but slower than cuBLAS at every decode shape so far (bench/results/based-gpu.json, skinny_gemm; auto chose
+  // cuBLAS everywhere), and it doubles the weights' memory, hence off by default.
   struct Packed {
     bf16* blocks;
     int in, out, kStages, tiles;
@@ -1539,8 +1566,27 @@ struct GpuEngineImpl {
   }
   static const char* sgKindName(SgKind k) { return k == SgKind::Tile256 ? "256-wide" : k == SgKind::Specialized ? "ws 128-wide" : "128-wide"; }
   SgKind sgKind = sgKindFromEnv();
-  bool skinny = false, pdl = !(std::getenv("EVAPORATE_GPU_PDL") && std::string(std::getenv("EVAPORATE_GPU_PDL")) == "0");
+  // split-K parts summed through a cluster's distributed shared memory (default) or fp32 atomics in L2
+  // (EVAPORATE_GPU_SKINNY_REDUCE=atomic): at 128 rows a CTA's part (64 KB fp32) outweighs its 16 KB weight block
+  static constexpr int kSgMaxCluster = 8;  // the portable cluster size
+  bool sgClusterReduce = !(std::getenv("EVAPORATE_GPU_SKINNY_REDUCE") && std::string(std::getenv("EVAPORATE_GPU_SKINNY_REDUCE")) == "atomic");
+  const char* sgReduceName() const { return sgClusterReduce ? "cluster" : "atomics"; }
+  bool skinny = false, skinnyForced = false;
+  // programmatic dependent launch for our kernels (launchK, skinnyGemm); EVAPORATE_GPU_PDL=0 turns it off
+  bool pdl = !(std::getenv("EVAPORATE_GPU_PDL") && std::string(std::getenv("EVAPORATE_GPU_PDL")) == "0");
   int numSms = 0;
+  // our kernels' launches: with programmatic dependent launch where the device has it (pdl), each waiting in
+  // pdlEnter / pdlWait for what the previous kernel wrote
+  template <class... P, class... A>
+  void launchK(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A&&... args) {
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = grid, lc.blockDim = block, lc.dynamicSmemBytes = smem, lc.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    lc.attrs = attr, lc.numAttrs = pdl ? 1 : 0;
+    CK(cudaLaunchKernelEx(&lc, kernel, std::forward<A>(args)...));
+  }
   std::map<const bf16*, Packed> packed;
   float* sgWs = nullptr;
   unsigned* sgCounts = nullptr;
@@ -1555,8 +1601,10 @@ struct GpuEngineImpl {
     packed[W] = p;
   }
   void setUpSkinnyGemm() {
-    const char* on = std::getenv("EVAPORATE_GPU_SKINNY");
-    if (!useCublas || !on || std::string(on) != "1") return;
+    const char* env = std::getenv("EVAPORATE_GPU_SKINNY");
+    const std::string on = env ? env : "";
+    if (!useCublas || (on != "1" && on != "auto")) return;
+    skinnyForced = on == "1";
     int* d = devAlloc<int>(1);
     sgProbeKernel<<<1, 1, 0, stream>>>(d);
     LAUNCHED();
@@ -1627,12 +1675,14 @@ struct GpuEngineImpl {
     };
     double worst = 0;
     const SgKind kindWas = sgKind;
+    const bool reduceWas = sgClusterReduce;
     std::map<std::pair<int, int>, bool> seen;
     for (auto& [W, p] : packed) {
       if (seen.count({p.in, p.out})) continue;
       seen[{p.in, p.out}] = true;
-      for (SgKind kind : {SgKind::Tile128, SgKind::Tile256, SgKind::Specialized}) {
-        sgKind = kind;
+      for (int variant = 0; variant < 6; ++variant) {  // each kernel, its split-K parts through a cluster or atomics
+        const SgKind kind = std::array{SgKind::Tile128, SgKind::Tile256, SgKind::Specialized}[variant % 3];
+        sgKind = kind, sgClusterReduce = variant < 3;
         for (int T : {kSgRows, 5}) {
           for (int way = 0; way < 3; ++way) {  // bf16 store, fp32 add, fp32 store
             const bool f32 = way > 0;
@@ -1651,14 +1701,24 @@ struct GpuEngineImpl {
             for (size_t i = 0; i < n; ++i) num += double(r[i] - q[i]) * (r[i] - q[i]), den += double(r[i]) * r[i];
             const double err = std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
             worst = std::max(worst, err);
-            std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s, %s tiles: rel err %.2e\n", T, p.in, p.out,
-                        way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", sgKindName(kind), err);
+            std::printf("skinny GEMM %4d rows x %5d in -> %5d out, %s, %s tiles, %s: rel err %.2e\n", T, p.in, p.out,
+                        way == 0 ? "bf16      " : way == 1 ? "fp32 add  " : "fp32 store", sgKindName(kind), sgReduceName(), err);
           }
         }
       }
     }
     // time: each shape's weights in turn (as many as the model has, so most sets outgrow the L2), back to back,
     // in the way a step calls them; cuBLAS as the step used it before, ours at several split-K limits
+    for (SgKind kind : {SgKind::Tile128, SgKind::Specialized}) {
+      sgKind = kind;
+      cudaLaunchConfig_t lc = {};
+      lc.blockDim = dim3(kind == SgKind::Specialized ? kSgWsThreads : kSgThreads);
+      lc.dynamicSmemBytes = kind == SgKind::Specialized ? kSgWsSmemBytes : SgShape<128>::smem;
+      lc.stream = stream;
+      std::printf("skinny clusters resident at once, %s tiles:", sgKindName(kind));
+      for (int c = 2; c <= kSgMaxCluster; ++c) std::printf(" %d of %d", sgClustersResident(lc, c), c);
+      std::printf("\n");
+    }
     std::map<std::tuple<int, int, int>, std::vector<const bf16*>> groups;
     for (auto& [W, p] : packed) groups[{p.in, p.out, p.use}].push_back(W);
     cudaEvent_t e0, e1;
@@ -1667,13 +1727,22 @@ struct GpuEngineImpl {
       const auto [in, out, use] = key;
       const bool f32 = use > 0;
       const float beta = use == 1 ? 1.f : 0.f, alpha = 1.f;
+      // graph-captured, as a step runs them (launched one by one from the host, the small shapes time the launches)
       auto timeCalls = [&](auto&& call) {
         for (const bf16* W : ws) call(W);  // warm (cuBLAS picks, first launches)
-        CK(cudaEventRecord(e0, stream));
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
         for (int rep = 0; rep < 3; ++rep)
           for (const bf16* W : ws) call(W);
+        CK(cudaStreamEndCapture(stream, &g));
+        CK(cudaGraphInstantiate(&ge, g, 0));
+        CK(cudaGraphLaunch(ge, stream));
+        CK(cudaEventRecord(e0, stream));
+        CK(cudaGraphLaunch(ge, stream));
         CK(cudaEventRecord(e1, stream));
         CK(cudaEventSynchronize(e1));
+        CK(cudaGraphExecDestroy(ge)), CK(cudaGraphDestroy(g));
         float ms;
         CK(cudaEventElapsedTime(&ms, e0, e1));
         return 1e3 * double(ms) / (3.0 * ws.size());
@@ -1683,10 +1752,10 @@ struct GpuEngineImpl {
         CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, kSgRows, in, &alpha, W, CUDA_R_16BF, in, A, CUDA_R_16BF, in, &beta, got,
                         f32 ? CUDA_R_32F : CUDA_R_16BF, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       });
-      for (SgKind kind : {SgKind::Tile128, SgKind::Specialized}) {  // (256-wide measured slower at every shape)
-        sgKind = kind;
-        std::printf("skinny time %5d -> %5d %s x%-3zu %6.1f MB  cublasGemmEx %6.1f us (%4.0f GB/s) | %s tiles:", in, out,
-                    use == 0 ? "bf16" : use == 1 ? "add " : "f32 ", ws.size(), mb, cub, mb * 1e3 / cub, sgKindName(kind));
+      for (int variant = 0; variant < 4; ++variant) {  // (256-wide measured slower at every shape)
+        sgKind = variant % 2 ? SgKind::Specialized : SgKind::Tile128, sgClusterReduce = variant < 2;
+        std::printf("skinny time %5d -> %5d %s x%-3zu %6.1f MB  cublasGemmEx %6.1f us (%4.0f GB/s) | %s tiles, %s:", in, out,
+                    use == 0 ? "bf16" : use == 1 ? "add " : "f32 ", ws.size(), mb, cub, mb * 1e3 / cub, sgKindName(sgKind), sgReduceName());
         for (int cap : {1, 2, 4, 8, 16, 1 << 20}) {
           maxSplit = cap;
           const double us = timeCalls([&](const bf16* W) { skinnyGemm(A, kSgRows, in, W, out, got, f32, out, beta); });
@@ -1703,13 +1772,30 @@ struct GpuEngineImpl {
       }
       maxSplit = 1 << 20;
     }
-    sgKind = kindWas;
+    sgKind = kindWas, sgClusterReduce = reduceWas;
     CK(cudaEventDestroy(e0)), CK(cudaEventDestroy(e1));
     CK(cudaFree(A)), CK(cudaFree(ref)), CK(cudaFree(got));
     return worst;
   }
 #endif
   // true when the call ran here
+  // how many clusters of `size` CTAs of the chosen kernel the device holds at once (cached: it asks the driver)
+  std::map<std::pair<int, int>, int> sgResident;
+  int sgClustersResident(cudaLaunchConfig_t lc, int size) {
+    auto key = std::make_pair(int(sgKind), size);
+    auto it = sgResident.find(key);
+    if (it != sgResident.end()) return it->second;
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 1, attr.val.clusterDim.y = unsigned(size), attr.val.clusterDim.z = 1;
+    lc.gridDim = dim3(1, unsigned(size)), lc.attrs = &attr, lc.numAttrs = 1;
+    int n = 0;
+    const void* k = sgKind == SgKind::Tile256 ? reinterpret_cast<const void*>(sgGemmKernel<256>)
+                    : sgKind == SgKind::Specialized ? reinterpret_cast<const void*>(sgGemmWsKernel)
+                                                    : reinterpret_cast<const void*>(sgGemmKernel<128>);
+    if (cudaOccupancyMaxActiveClusters(&n, k, &lc) != cudaSuccess) n = 0, cudaGetLastError();
+    return sgResident[key] = n;
+  }
   bool skinnyGemm(const bf16* A, int64_t T, int lda, const bf16* W, int out, void* C, bool cF32, int ldc, float beta) {
     if (!skinny || T > kSgRows || T < 1 || lda % 8 != 0 || ldc % 4 != 0 || reinterpret_cast<uintptr_t>(A) % 16 != 0 ||
         reinterpret_cast<uintptr_t>(C) % 16 != 0)
@@ -1721,24 +1807,39 @@ struct GpuEngineImpl {
     if (cF32) mode = beta == 1.f ? SgMode::AddF32 : beta == 0.f ? SgMode::StoreF32 : SgMode(-1);
     else mode = beta == 0.f ? SgMode::StoreBf16 : SgMode(-1);
     if (int(mode) < 0) return false;
-    // split K until the CTAs about fill the machine once (one CTA an SM: its stages take most of the shared memory)
+    // split K until the CTAs about fill the machine once (one CTA an SM: its stages take most of the shared memory);
+    // the parts meet in a cluster's shared memory (at most kSgMaxCluster CTAs), or else through atomics in L2
     const int tileOut = sgKind == SgKind::Tile256 ? 256 : 128, tiles = (p.out + tileOut - 1) / tileOut;
-    const bool canSplit = mode == SgMode::AddF32 || (mode == SgMode::StoreBf16 && p.out <= sgWsOut);
-    int split = canSplit ? std::max(1, std::min({p.kStages, numSms / tiles, maxSplit})) : 1;
-    const int per = (p.kStages + split - 1) / split;
-    split = (p.kStages + per - 1) / per;
-    if (split > 1 && mode == SgMode::StoreBf16) mode = SgMode::SplitBf16;
-    SgArgs args{A, lda, int(T), p.blocks, p.in, p.kStages, p.out, C, ldc, per, sgWs, sgCounts, mode, probe};
+    // (measured: clusters win for bf16 outputs, whose other way is a workspace and a fix-up; atomics for the residual
+    // add, whose 8-way split no cluster can match)
+    const bool viaCluster = sgClusterReduce && mode != SgMode::AddF32;
+    const bool canSplit = viaCluster || mode == SgMode::AddF32 || (mode == SgMode::StoreBf16 && p.out <= sgWsOut);
+    int split = canSplit ? std::max(1, std::min({p.kStages, numSms / tiles, maxSplit, viaCluster ? kSgMaxCluster : 1 << 20})) : 1;
     cudaLaunchConfig_t lc = {};
-    lc.gridDim = dim3(unsigned(tiles), unsigned(split));
     lc.blockDim = dim3(sgKind == SgKind::Specialized ? kSgWsThreads : kSgThreads);
     lc.dynamicSmemBytes = sgKind == SgKind::Tile256 ? SgShape<256>::smem : sgKind == SgKind::Specialized ? kSgWsSmemBytes : SgShape<128>::smem;
     lc.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    // a cluster's CTAs share a GPC: split no wider than lets every tile's cluster be resident at once (a second wave
+    // of clusters cost more than the split gave)
+    while (viaCluster && split > 1 && tiles > sgClustersResident(lc, split)) --split;
+    const int per = (p.kStages + split - 1) / split;
+    split = (p.kStages + per - 1) / per;
+    const int cluster = viaCluster && split > 1 ? split : 1;
+    if (cluster == 1 && split > 1 && mode == SgMode::StoreBf16) mode = SgMode::SplitBf16;
+    SgArgs args{A, lda, int(T), p.blocks, p.in, p.kStages, p.out, C, ldc, per, sgWs, sgCounts, mode, cluster, probe};
+    lc.gridDim = dim3(unsigned(tiles), unsigned(split));
+    cudaLaunchAttribute attr[2];
+    unsigned na = 0;
+    if (pdl) {
+      attr[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[na++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster > 1) {
+      attr[na].id = cudaLaunchAttributeClusterDimension;
+      attr[na].val.clusterDim.x = 1, attr[na].val.clusterDim.y = unsigned(cluster), attr[na++].val.clusterDim.z = 1;
+    }
     lc.attrs = attr;
-    lc.numAttrs = pdl ? 1 : 0;
+    lc.numAttrs = na;
     if (sgKind == SgKind::Tile256) CK(cudaLaunchKernelEx(&lc, sgGemmKernel<256>, args));
     else if (sgKind == SgKind::Specialized) CK(cudaLaunchKernelEx(&lc, sgGemmWsKernel, args));
     else CK(cudaLaunchKernelEx(&lc, sgGemmKernel<128>, args));
@@ -1762,6 +1863,7 @@ struct GpuEngineImpl {
     }
   };
   struct GemmPlan {
+    bool useSkinny = false;  // our wgmma GEMM (skinny_gemm.cuh) measured fastest
     bool useLt = false;
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
@@ -1839,14 +1941,19 @@ struct GpuEngineImpl {
       });
       if (us > 0 && us < best) best = us, choice = h;
     }
+    auto runSkinny = [&] { return skinnyGemm(static_cast<const bf16*>(tuneA), k.T, k.lda, W, k.out, tuneC, k.f32, k.ldc, beta); };
+    if (skinny && packed.count(W)) {
+      const double us = timeIt(runSkinny);
+      if (us > 0 && us < best) best = us, plan.useSkinny = true;
+    }
     CK(cudaEventDestroy(e0));
     CK(cudaEventDestroy(e1));
     CK(cudaGetLastError());
-    plan.useLt = choice >= 0;
+    plan.useLt = !plan.useSkinny && choice >= 0;
     double err = 0;
-    if (plan.useLt) {
-      plan.algo = res[choice].algo;
-      // the chosen algorithm must compute what cublasGemmEx computes, on these inputs (beta = 1 included)
+    if (plan.useLt || plan.useSkinny) {
+      if (plan.useLt) plan.algo = res[choice].algo;
+      // the choice must compute what cublasGemmEx computes, on these inputs (beta = 1 included)
       const size_t n = size_t(k.T) * k.ldc, bytes = n * (k.f32 ? 4 : 2);
       std::vector<unsigned char> ref(bytes), got(bytes);
       CK(cudaMemsetAsync(tuneC, 0, bytes, stream));
@@ -1854,7 +1961,10 @@ struct GpuEngineImpl {
                       ct, k.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       CK(cudaMemcpyAsync(ref.data(), tuneC, bytes, cudaMemcpyDeviceToHost, stream));
       CK(cudaMemsetAsync(tuneC, 0, bytes, stream));
-      CK(cublasLtMatmul(lt, plan.op, &alpha, W, plan.la, tuneA, plan.lb, &beta, tuneC, plan.lc, tuneC, plan.lc, &plan.algo, workspace, kWorkspaceBytes, stream));
+      if (plan.useSkinny) runSkinny();
+      else
+        CK(cublasLtMatmul(lt, plan.op, &alpha, W, plan.la, tuneA, plan.lb, &beta, tuneC, plan.lc, tuneC, plan.lc, &plan.algo, workspace, kWorkspaceBytes,
+                          stream));
       CK(cudaMemcpyAsync(got.data(), tuneC, bytes, cudaMemcpyDeviceToHost, stream));
       CK(cudaStreamSynchronize(stream));
       double num = 0, den = 0;
@@ -1865,11 +1975,12 @@ struct GpuEngineImpl {
       }
       err = std::sqrt(num / std::max(den, 1e-30));
       if (!(err <= 1e-2))
-        throw EngineError("cuda_error", "cuBLASLt algorithm disagrees with cublasGemmEx (rel err " + std::to_string(err) + ")");
+        throw EngineError("cuda_error", std::string(plan.useSkinny ? "our decode GEMM" : "cuBLASLt algorithm") + " disagrees with cublasGemmEx (rel err " +
+                                            std::to_string(err) + ")");
     }
-    char name[128];
+    char name[160];
     std::snprintf(name, sizeof name, "%lldx%dx%d%s gemmEx %.1f us -> %s%s, rel err vs gemmEx %.1e", (long long)k.T, k.in, k.out, k.f32 ? " f32" : "",
-                  gemmEx, plan.useLt ? "lt #" : "gemmEx", plan.useLt ? std::to_string(choice).c_str() : "", err);
+                  gemmEx, plan.useSkinny ? "ours (skinny_gemm)" : plan.useLt ? "lt #" : "gemmEx", plan.useLt ? std::to_string(choice).c_str() : "", err);
     tuneLog[name] = best;
     plans[k] = plan;
   }
@@ -1882,7 +1993,7 @@ struct GpuEngineImpl {
 
   void gemm(const bf16* A, int64_t T, int lda, const bf16* W, int in, int out, void* C, bool cF32, int ldc, float beta) {
     if (profile) pendingFlop += 2.0 * double(T) * in * out;
-    if (skinnyGemm(A, T, lda, W, out, C, cF32, ldc, beta)) return;
+    if (skinnyForced && skinnyGemm(A, T, lda, W, out, C, cF32, ldc, beta)) return;
 #ifdef BASED_HAVE_CUBLAS
     if (useCublas) {
       const float alpha = 1.f;
@@ -1895,6 +2006,7 @@ struct GpuEngineImpl {
           if (capturing()) untuned.emplace_back(k, W);
           else tune(k, W), it = plans.find(k);
         }
+        if (it != plans.end() && it->second.useSkinny && skinnyGemm(A, T, lda, W, out, C, cF32, ldc, beta)) return;
         if (it != plans.end() && it->second.useLt) {
           const GemmPlan& p = it->second;
           CK(cublasLtMatmul(lt, p.op, &alpha, W, p.la, A, p.lb, &beta, C, p.lc, C, p.lc, &p.algo, workspace, kWorkspaceBytes, stream));
@@ -1929,7 +2041,7 @@ struct GpuEngineImpl {
   }
   void bias(bf16* Y, const float* b, int64_t T, int n, int ld) {
     if (!b) return;
-    biasBf16Kernel<<<blocksFor(T * n, 256), 256, 0, stream>>>(Y, b, T, n, ld);
+    launchK(biasBf16Kernel, blocksFor(T * n, 256), 256, 0, Y, b, T, n, ld);
     LAUNCHED();
   }
   void norm(const float* b, const float* w, int64_t T, const int64_t* rowIdx = nullptr) {
@@ -1937,11 +2049,11 @@ struct GpuEngineImpl {
     const int threads = std::min(256, (n4 + 31) / 32 * 32);
     const int per = (n4 + threads - 1) / threads;
     if (d % 4 == 0 && per <= 4) {
-      if (per == 1) biasRmsnormVecKernel<1><<<int(T), threads, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
-      else if (per == 2) biasRmsnormVecKernel<2><<<int(T), threads, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
-      else biasRmsnormVecKernel<4><<<int(T), threads, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
+      if (per == 1) launchK(biasRmsnormVecKernel<1>, int(T), threads, 0, X, rowIdx, b, w, H, d, cfg.normEps);
+      else if (per == 2) launchK(biasRmsnormVecKernel<2>, int(T), threads, 0, X, rowIdx, b, w, H, d, cfg.normEps);
+      else launchK(biasRmsnormVecKernel<4>, int(T), threads, 0, X, rowIdx, b, w, H, d, cfg.normEps);
     } else {
-      biasRmsnormKernel<<<int(T), 256, 0, stream>>>(X, rowIdx, b, w, H, d, cfg.normEps);
+      launchK(biasRmsnormKernel, int(T), 256, 0, X, rowIdx, b, w, H, d, cfg.normEps);
     }
     LAUNCHED();
   }
@@ -1952,7 +2064,7 @@ struct GpuEngineImpl {
     const int d = cfg.dModel;
     const int64_t T = int64_t(B) * L;
     mark("start");
-    embedKernel<<<int(T), 256, 0, stream>>>(tokens, embed, X, d);
+    launchK(embedKernel, int(T), 256, 0, tokens, embed, X, d);
     LAUNCHED();
     mark("embed");
     const float* pendingBias = nullptr;  // bias of the last GEMM that accumulated into X
@@ -1971,10 +2083,10 @@ struct GpuEngineImpl {
           const bool wide = inner % 8 == 0 && K >= 2 && K <= kConvMaxK;
           if (L == 1) {
             const int grid = blocksFor(int64_t(B) * (inner / 8), 256);
-            if (wide && K == 2) convDecode8Kernel<2><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, B, inner);
-            else if (wide && K == 3) convDecode8Kernel<3><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, B, inner);
-            else if (wide) convDecode8Kernel<4><<<grid, 256, 0, stream>>>(U, w.tail, w.convWT, w.convB, V, B, inner);
-            else convDecodeKernel<<<blocksFor(int64_t(B) * inner, 256), 256, 0, stream>>>(U, w.tail, w.convW, w.convB, V, B, inner, K);
+            if (wide && K == 2) launchK(convDecode8Kernel<2>, grid, 256, 0, U, w.tail, w.convWT, w.convB, V, B, inner);
+            else if (wide && K == 3) launchK(convDecode8Kernel<3>, grid, 256, 0, U, w.tail, w.convWT, w.convB, V, B, inner);
+            else if (wide) launchK(convDecode8Kernel<4>, grid, 256, 0, U, w.tail, w.convWT, w.convB, V, B, inner);
+            else launchK(convDecodeKernel, blocksFor(int64_t(B) * inner, 256), 256, 0, U, w.tail, w.convW, w.convB, V, B, inner, K);
             LAUNCHED();
           } else {
             const int grid = blocksFor((T + kConvTok - 1) / kConvTok * (inner / 8), 256);
@@ -1995,8 +2107,8 @@ struct GpuEngineImpl {
           LaArgs a{U, w.mixInOut, 0, h * f, 2 * h * f, nullptr, 0, encLen, pos, w.S, w.z, V, B, L, h, f, F, dh, 0,
                    std::sqrt(float(Lc.laScaleDim)), Lc.laEps};
           if (decode) {
-            if (dh % 4 == 0) laDecodeKernel<4><<<B * h, 256, 0, stream>>>(a);
-            else laDecodeKernel<1><<<B * h, 256, 0, stream>>>(a);
+            if (dh % 4 == 0) launchK(laDecodeKernel<4>, B * h, 256, 0, a);
+            else launchK(laDecodeKernel<1>, B * h, 256, 0, a);
           } else {
             if (Lc.kind == MixerKind::PrefixLinearAttention) {
               gemm(H, T, d, w.enc, d, h * f + h * dh, E, false, h * f + h * dh, 0.f);
@@ -2025,7 +2137,7 @@ struct GpuEngineImpl {
           const bool fused = decode && dh % 8 == 0 && d % 8 == 0 && dh / 8 <= 32 && ((dh / 8) & (dh / 8 - 1)) == 0;
           if (fused) {
             SwArgs a{U, w.keys, w.values, pos, V, B, L, d, h, dh, Lc.windowLeft, Lc.softmaxScale};
-            swDecodeFusedKernel<<<B * h, 256, 0, stream>>>(a, w.keys, w.values, Lc.rotaryDim, Lc.rotaryBase);
+            launchK(swDecodeFusedKernel, B * h, 256, 0, a, w.keys, w.values, Lc.rotaryDim, Lc.rotaryBase);
             LAUNCHED();
             outIn = d;
             break;
@@ -2061,15 +2173,15 @@ struct GpuEngineImpl {
       gemm(H, T, d, w.fc1, d, 2 * hid, U, false, 2 * hid, 0.f);
       bias(U, w.fc1b, T, 2 * hid, 2 * hid);
       mark("gemm mlp");
-      if (hid % 8 == 0) swiglu8Kernel<<<blocksFor(T * (hid / 8), 256), 256, 0, stream>>>(U, V, T, hid);
-      else swigluKernel<<<blocksFor(T * hid, 256), 256, 0, stream>>>(U, V, T, hid);
+      if (hid % 8 == 0) launchK(swiglu8Kernel, blocksFor(T * (hid / 8), 256), 256, 0, U, V, T, hid);
+      else launchK(swigluKernel, blocksFor(T * hid, 256), 256, 0, U, V, T, hid);
       LAUNCHED();
       mark("swiglu");
       gemm(V, T, hid, w.fc2, hid, d, X, true, d, 1.f);
       mark("gemm mlp");
       pendingBias = w.fc2b;
     }
-    advanceKernel<<<blocksFor(B, 128), 128, 0, stream>>>(pos, B, L);
+    launchK(advanceKernel, blocksFor(B, 128), 128, 0, pos, B, L);
     LAUNCHED();
     const int64_t R = allLogits ? T : B;
     norm(pendingBias, normF, R, allLogits || L == 1 ? nullptr : rows);
@@ -2087,6 +2199,12 @@ GpuEngine::GpuEngine(const Model& m, int maxBatch, int64_t maxTokens) : impl_(st
   const ModelConfig& c = m.cfg;
   const int d = c.dModel;
   CK(cudaStreamCreate(&g.stream));
+  {
+    int dev, major;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    g.pdl = g.pdl && major >= 9;  // programmatic dependent launch is sm_90's
+  }
 #ifdef BASED_HAVE_CUBLAS
   const char* gemmChoice = std::getenv("EVAPORATE_GPU_GEMM");
   g.useCublas = !(gemmChoice && std::string(gemmChoice) == "wmma");

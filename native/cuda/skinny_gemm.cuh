@@ -2,10 +2,13 @@
 // to stream the weights at bandwidth. Why not cuBLAS: at 128 rows it ran the step's 2-200 MB weight matrices at
 // 0.5-3 TB/s (bench/results/based-gpu-gemm-probe.txt), and a kernel of ours can start loading its weights, which no
 // earlier kernel writes, while the previous kernel still runs (programmatic dependent launch). Measured so far: correct,
-// and slower than cuBLAS in a step; the activation tile's 16-byte copies are the limit (based-gpu.json, skinny_gemm).
+// and slower than cuBLAS at every shape in a graph-captured step (a ~5 us floor a call where cuBLAS takes 3.8 us; on
+// the large shapes the activation tile's 16-byte copies are the limit: based-gpu.json, skinny_gemm).
 //
 // A CTA computes 128 or 256 outputs (two warpgroups, each one or two m64 sub-tiles) for all 128 rows over a range of
-// K (split-K where the outputs alone give too few CTAs to keep the memory busy). Weights are repacked once, at load,
+// K (split-K where the outputs alone give too few CTAs to keep the memory busy: the parts of a bf16 output meet in a
+// thread-block cluster's distributed shared memory, those of a residual add through fp32 atomics, or, with clusters
+// turned off, through an fp32 workspace and a fix-up by the tile's last CTA). Weights are repacked once, at load,
 // into 16 KB blocks of 128 outputs x 64 K, each laid out as wgmma reads 128-byte-swizzled shared memory, so one bulk
 // copy moves a block; the activations are copied 16 bytes at a time into the same layout.
 // Included by cuda_backend.cu inside its anonymous namespace (bf16, cpAsync16, pdlWait, ck).
@@ -39,6 +42,7 @@ struct SgArgs {
   float* ws;         // SplitBf16: fp32 partial sums [T][out], zero between calls
   unsigned* counts;  // SplitBf16: CTAs finished per output tile, zero between calls
   SgMode mode;
+  int cluster;  // > 1: the gridDim.y CTAs of an output tile form a cluster and sum their parts through DSMEM
   // gemmcheck's timing variants (wrong sums but for 0): 0 the GEMM, 1 without the MMAs, 2 without any loads,
   // 3 without the activation loads, 4 without the weight loads
   int probe;
@@ -90,6 +94,25 @@ __device__ inline void bulkLoad(void* dst, const void* src, unsigned bytes, uint
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(smemAddr(dst)), "l"(src),
                "r"(bytes), "r"(smemAddr(bar))
                : "memory");
+}
+
+// Thread-block clusters: every thread of every CTA in the cluster arrives and waits (release / acquire, so the
+// shared-memory writes before it are visible cluster-wide after it).
+__device__ inline void clusterSync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+__device__ inline unsigned clusterRank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// 16 bytes at the same shared-memory offset in the cluster's CTA `rank`
+__device__ inline float4 ldClusterF4(const void* local, unsigned rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(smemAddr(local)), "r"(rank));
+  float4 v;
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(remote) : "memory");
+  return v;
 }
 
 // D[64 x 128] += A[64 x 16] B[16 x 128], both operands K-major in 128-byte-swizzled shared memory (descriptors)
@@ -152,18 +175,47 @@ __device__ inline void sgEpilogue(const SgArgs& a, float (&acc)[B][64], uint8_t*
           for (int e = 0; e < 2; ++e) sC[(8 * j + tLocal + e) * Sh::cStride + oLocal + 8 * h] = acc[b][j * 4 + h * 2 + e];
     }
   }
-  sync();
   const int oBase = tile * kTile;
+  auto storeBf16 = [&](int t, int o, float4 v) {
+    __nv_bfloat162* c = reinterpret_cast<__nv_bfloat162*>(static_cast<bf16*>(a.C) + int64_t(t) * a.ldc + o);
+    c[0] = __floats2bfloat162_rn(v.x, v.y), c[1] = __floats2bfloat162_rn(v.z, v.w);
+  };
+  if (a.cluster > 1) {
+    // split K within a cluster: every CTA's part is staged; CTA `rank` sums rows rank * rows .. of all parts from
+    // the cluster's shared memory and alone writes them (so the residual add needs no atomics, bf16 no workspace)
+    clusterSync();
+    const int rows = (kSgRows + a.cluster - 1) / a.cluster, t0 = int(clusterRank()) * rows, t1 = min(a.T, t0 + rows);
+    for (int q = tid; q < (t1 - t0) * (kTile / 4); q += kSgThreads) {
+      const int t = t0 + q / (kTile / 4), oq = (q % (kTile / 4)) * 4;
+      if (oBase + oq >= a.out) continue;
+      const float* part = &sC[t * Sh::cStride + oq];
+      float4 v = *reinterpret_cast<const float4*>(part);
+      for (int r = 0; r < a.cluster; ++r) {
+        if (r == int(clusterRank())) continue;
+        const float4 w = ldClusterF4(part, unsigned(r));
+        v.x += w.x, v.y += w.y, v.z += w.z, v.w += w.w;
+      }
+      const int64_t at = int64_t(t) * a.ldc + oBase + oq;
+      if (a.mode == SgMode::StoreBf16) storeBf16(t, oBase + oq, v);
+      else {
+        float4* c = reinterpret_cast<float4*>(static_cast<float*>(a.C) + at);
+        if (a.mode == SgMode::AddF32) {
+          const float4 x = *c;
+          v.x += x.x, v.y += x.y, v.z += x.z, v.w += x.w;
+        }
+        *c = v;
+      }
+    }
+    clusterSync();  // no CTA leaves while another still reads its shared memory
+    return;
+  }
+  sync();
   auto eachQuad = [&](auto&& fn) {  // fn(row, output, 4 sums) over this tile's rows < T and outputs < out
     for (int q = tid; q < kSgRows * kTile / 4; q += kSgThreads) {
       const int t = q / (kTile / 4), oq = (q % (kTile / 4)) * 4;
       if (t >= a.T || oBase + oq >= a.out) continue;
       fn(t, oBase + oq, *reinterpret_cast<const float4*>(&sC[t * Sh::cStride + oq]));
     }
-  };
-  auto storeBf16 = [&](int t, int o, float4 v) {
-    __nv_bfloat162* c = reinterpret_cast<__nv_bfloat162*>(static_cast<bf16*>(a.C) + int64_t(t) * a.ldc + o);
-    c[0] = __floats2bfloat162_rn(v.x, v.y), c[1] = __floats2bfloat162_rn(v.z, v.w);
   };
   switch (a.mode) {
     case SgMode::StoreBf16: eachQuad(storeBf16); break;
@@ -307,6 +359,7 @@ __global__ void __launch_bounds__(kSgWsThreads, 1) sgGemmWsKernel(SgArgs a) {
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
     for (int i = max(0, n - D); i < n; ++i) signal(i);
     pdlLaunchDependents();
+    if (a.cluster > 1) clusterSync(), clusterSync();  // the consumers' two in the epilogue
     return;
   }
   // consumers: warpgroup wg runs outputs 64 wg .. 64 wg + 63 of the tile
