@@ -18,6 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 dev = "cuda"
 bf = torch.bfloat16
 GEN_B, GEN_STEPS, PRE_B, PRE_L = 128, 1024, 16, 32768
+GEN_REPS = 3
 
 
 def shape(cfg):
@@ -207,15 +208,21 @@ def run(name, model, label, gen_steps):
         tok = prompt[:, -1]
         for _ in range(4):
             tok = model.step(tok)
-        model.prefill(prompt, **kw)
 
         def gen():
             t = prompt[:, -1]
             for _ in range(gen_steps):
                 t = model.step(t)
 
-        s = timed(gen)
-        res.update(gen_batch=GEN_B, gen_steps=gen_steps, gen_tokens_per_s=GEN_B * gen_steps / s, decode_ms_per_step=1e3 * s / gen_steps)
+        # the Transformer's figure sets the generation targets and moved 7.5k-13k tokens/s between runs at 360m:
+        # its median of GEN_REPS runs, each from a fresh prompt prefill (our PyTorch BASED is only reported: once)
+        runs = []
+        for _ in range(GEN_REPS if isinstance(model, FA2Transformer) else 1):
+            model.prefill(prompt, **kw)
+            runs.append(timed(gen))
+        s = sorted(runs)[len(runs) // 2]
+        res.update(gen_batch=GEN_B, gen_steps=gen_steps, gen_tokens_per_s=GEN_B * gen_steps / s, decode_ms_per_step=1e3 * s / gen_steps,
+                   gen_tokens_per_s_runs=[round(GEN_B * gen_steps / r, 1) for r in runs])
     except Exception as e:  # report, keep going with the other measurements
         res["gen_error"] = repr(e)[:300]
     try:
