@@ -1111,8 +1111,9 @@ __global__ void swDecodeKernel(SwArgs a) {
 }
 
 // Decode with rotary and the ring write fused in, a block per (slot, head). The current key and value go to their
-// ring row first (position p replaces p - W - 1, already outside the window), so scores and the weighted sum read
-// only the ring. Each thread moves 8 contiguous bf16 of a row (16 bytes) and the dh / 8 threads of a row are
+// ring row (position p replaces p - W - 1, already outside the window) and, for this step, stay in shared memory:
+// the ring passes cover only the W rows before it (a full window is W + 1 rows, and reading the current one back
+// from the ring cost a whole pass of its own: at 360m one pass of 128 rows instead of two). Each thread moves 8 contiguous bf16 of a row (16 bytes) and the dh / 8 threads of a row are
 // adjacent lanes, so a row's dot product reduces with shuffles; loops run on block-uniform bounds for the shuffles'
 // sake. The value rows of the first pass are loaded before the softmax's reductions, which do not need them. A
 // single-pass form that loaded all of a thread's window rows (keys and values) before the rotary measured slower at
@@ -1120,7 +1121,7 @@ __global__ void swDecodeKernel(SwArgs a) {
 constexpr int kSwRowsInFlight = 4;
 __global__ void swDecodeFusedKernel(SwArgs a, bf16* keys, bf16* values, int rd, float base) {
   pdlEnter();
-  __shared__ float qs[128], sc[1024], outp[2048], red[64];
+  __shared__ float qs[128], kc[128], vc[128], sc[1024], outp[2048], red[64];
   const int s = blockIdx.x / a.h, hd = blockIdx.x % a.h;
   const int dh = a.dh, cols = dh / 8, R = blockDim.x / cols;
   const int jc = threadIdx.x % cols, g = threadIdx.x / cols;
@@ -1148,39 +1149,48 @@ __global__ void swDecodeFusedKernel(SwArgs a, bf16* keys, bf16* values, int rd, 
     qs[e] = q;
     kr[e] = k;
     vr[e] = row[2 * a.d + e];
+    kc[e] = __bfloat162float(k);  // as the ring holds them
+    vc[e] = __bfloat162float(row[2 * a.d + e]);
   }
   __syncthreads();
+  const int prior = n - 1;  // the ring rows before this token: j < prior is position lo + j
+  if (warp == 0) {
+    float part = 0;
+    for (int e = lane; e < dh; e += 32) part += qs[e] * kc[e];
+    part = warpSum(part);
+    if (lane == 0) sc[prior] = part * a.scale;
+  }
   float qv[8];
 #pragma unroll
   for (int e = 0; e < 8; ++e) qv[e] = qs[jc * 8 + e];
   auto at = [&](const bf16* ring0, int j) { return reinterpret_cast<const uint4*>(ring0 + headOff + ((lo + j) % ring) * a.d) + jc; };
   constexpr int U = kSwRowsInFlight;
-  for (int b0 = 0; b0 < n; b0 += U * R) {
+  for (int b0 = 0; b0 < prior; b0 += U * R) {
     uint4 kv[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = b0 + g + u * R;
-      if (j < n) kv[u] = *at(keys, j);
+      if (j < prior) kv[u] = *at(keys, j);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = b0 + g + u * R;
       float part = 0;
-      if (j < n) {
+      if (j < prior) {
         float x[8];
         unpack8(kv[u], x);
 #pragma unroll
         for (int e = 0; e < 8; ++e) part += qv[e] * x[e];
       }
       for (int o = cols / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffff, part, o);
-      if (j < n && jc == 0) sc[j] = part * a.scale;
+      if (j < prior && jc == 0) sc[j] = part * a.scale;
     }
   }
   uint4 vv[U];
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     const int j = g + u * R;
-    if (j < n) vv[u] = *at(values, j);
+    if (j < prior) vv[u] = *at(values, j);
   }
   __syncthreads();
   float m = -INFINITY;
@@ -1199,19 +1209,19 @@ __global__ void swDecodeFusedKernel(SwArgs a, bf16* keys, bf16* values, int rd, 
   for (int w = 0; w < warps; ++w) sum += red[32 + w];
   float acc[8];
 #pragma unroll
-  for (int e = 0; e < 8; ++e) acc[e] = 0.f;
-  for (int b0 = 0; b0 < n; b0 += U * R) {
+  for (int e = 0; e < 8; ++e) acc[e] = g == 0 ? sc[prior] * vc[jc * 8 + e] : 0.f;  // the current row, once
+  for (int b0 = 0; b0 < prior; b0 += U * R) {
     if (b0 > 0) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int j = b0 + g + u * R;
-        if (j < n) vv[u] = *at(values, j);
+        if (j < prior) vv[u] = *at(values, j);
       }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = b0 + g + u * R;
-      if (j < n) {
+      if (j < prior) {
         float x[8];
         unpack8(vv[u], x);
         const float pj = sc[j];
