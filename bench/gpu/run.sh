@@ -48,6 +48,10 @@ ls -la /tmp/based_gpu || exit 1
   fi
   echo "== checks done at $SECONDS s"
 } 2>&1 | tee "$OUT/correctness.log"
+# a run whose checks fail records no figures (and spends no more GPU time)
+if grep -q -E 'FAIL|CMake build failed' "$OUT/correctness.log" || grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/correctness.log" | grep -q -v -E '[( ]0 errors'; then
+  echo "== a check failed: no timings"; exit 1
+fi
 python3 bench/gpu/make_configs.py /tmp/cfg
 {
   for m in based-360m based-1b; do
