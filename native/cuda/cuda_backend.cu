@@ -1721,12 +1721,8 @@ struct GpuEngineImpl {
     // in the way a step calls them; cuBLAS as the step used it before, ours at several split-K limits
     for (SgKind kind : {SgKind::Tile128, SgKind::Specialized}) {
       sgKind = kind;
-      cudaLaunchConfig_t lc = {};
-      lc.blockDim = dim3(kind == SgKind::Specialized ? kSgWsThreads : kSgThreads);
-      lc.dynamicSmemBytes = kind == SgKind::Specialized ? kSgWsSmemBytes : SgShape<128>::smem;
-      lc.stream = stream;
       std::printf("skinny clusters resident at once, %s tiles:", sgKindName(kind));
-      for (int c = 2; c <= kSgMaxCluster; ++c) std::printf(" %d of %d", sgClustersResident(lc, c), c);
+      for (int c = 2; c <= kSgMaxCluster; ++c) std::printf(" %d of %d", sgClustersResident(sgLaunchConfig(), c), c);
       std::printf("\n");
     }
     std::map<std::tuple<int, int, int>, std::vector<const bf16*>> groups;
@@ -1791,6 +1787,18 @@ struct GpuEngineImpl {
   // true when the call ran here
   // how many clusters of `size` CTAs of the chosen kernel the device holds at once (cached: it asks the driver)
   std::map<std::pair<int, int>, int> sgResident;
+  // the chosen kernel (all three take SgArgs) and the launch shape it needs
+  using SgKernel = void (*)(SgArgs);
+  SgKernel sgKernel() const {
+    return sgKind == SgKind::Tile256 ? sgGemmKernel<256> : sgKind == SgKind::Specialized ? sgGemmWsKernel : sgGemmKernel<128>;
+  }
+  cudaLaunchConfig_t sgLaunchConfig() const {
+    cudaLaunchConfig_t lc = {};
+    lc.blockDim = dim3(sgKind == SgKind::Specialized ? kSgWsThreads : kSgThreads);
+    lc.dynamicSmemBytes = sgKind == SgKind::Tile256 ? SgShape<256>::smem : sgKind == SgKind::Specialized ? kSgWsSmemBytes : SgShape<128>::smem;
+    lc.stream = stream;
+    return lc;
+  }
   int sgClustersResident(cudaLaunchConfig_t lc, int size) {
     auto key = std::make_pair(int(sgKind), size);
     auto it = sgResident.find(key);
@@ -1800,10 +1808,7 @@ struct GpuEngineImpl {
     attr.val.clusterDim.x = 1, attr.val.clusterDim.y = unsigned(size), attr.val.clusterDim.z = 1;
     lc.gridDim = dim3(1, unsigned(size)), lc.attrs = &attr, lc.numAttrs = 1;
     int n = 0;
-    const void* k = sgKind == SgKind::Tile256 ? reinterpret_cast<const void*>(sgGemmKernel<256>)
-                    : sgKind == SgKind::Specialized ? reinterpret_cast<const void*>(sgGemmWsKernel)
-                                                    : reinterpret_cast<const void*>(sgGemmKernel<128>);
-    if (cudaOccupancyMaxActiveClusters(&n, k, &lc) != cudaSuccess) n = 0, cudaGetLastError();
+    if (cudaOccupancyMaxActiveClusters(&n, reinterpret_cast<const void*>(sgKernel()), &lc) != cudaSuccess) n = 0, cudaGetLastError();
     return sgResident[key] = n;
   }
   bool skinnyGemm(const bf16* A, int64_t T, int lda, const bf16* W, int out, void* C, bool cF32, int ldc, float beta) {
@@ -1825,10 +1830,7 @@ struct GpuEngineImpl {
     const bool viaCluster = sgClusterReduce && mode != SgMode::AddF32;
     const bool canSplit = viaCluster || mode == SgMode::AddF32 || (mode == SgMode::StoreBf16 && p.out <= sgWsOut);
     int split = canSplit ? std::max(1, std::min({p.kStages, numSms / tiles, maxSplit, viaCluster ? kSgMaxCluster : 1 << 20})) : 1;
-    cudaLaunchConfig_t lc = {};
-    lc.blockDim = dim3(sgKind == SgKind::Specialized ? kSgWsThreads : kSgThreads);
-    lc.dynamicSmemBytes = sgKind == SgKind::Tile256 ? SgShape<256>::smem : sgKind == SgKind::Specialized ? kSgWsSmemBytes : SgShape<128>::smem;
-    lc.stream = stream;
+    cudaLaunchConfig_t lc = sgLaunchConfig();
     // a cluster's CTAs share a GPC: split no wider than lets every tile's cluster be resident at once (a second wave
     // of clusters cost more than the split gave)
     while (viaCluster && split > 1 && tiles > sgClustersResident(lc, split)) --split;
@@ -1850,9 +1852,7 @@ struct GpuEngineImpl {
     }
     lc.attrs = attr;
     lc.numAttrs = na;
-    if (sgKind == SgKind::Tile256) CK(cudaLaunchKernelEx(&lc, sgGemmKernel<256>, args));
-    else if (sgKind == SgKind::Specialized) CK(cudaLaunchKernelEx(&lc, sgGemmWsKernel, args));
-    else CK(cudaLaunchKernelEx(&lc, sgGemmKernel<128>, args));
+    CK(cudaLaunchKernelEx(&lc, sgKernel(), args));
     return true;
   }
 
