@@ -1587,14 +1587,20 @@ struct GpuEngineImpl {
   int numSms = 0;
   // our kernels' launches: with programmatic dependent launch where the device has it (pdl), each waiting in
   // pdlEnter / pdlWait for what the previous kernel wrote
+  // appends the programmatic-dependent-launch attribute where it is on
+  void addPdl(cudaLaunchAttribute* attr, unsigned& n) const {
+    if (!pdl) return;
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
   template <class... P, class... A>
   void launchK(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A&&... args) {
     cudaLaunchConfig_t lc = {};
     lc.gridDim = grid, lc.blockDim = block, lc.dynamicSmemBytes = smem, lc.stream = stream;
     cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    lc.attrs = attr, lc.numAttrs = pdl ? 1 : 0;
+    unsigned na = 0;
+    addPdl(attr, na);
+    lc.attrs = attr, lc.numAttrs = na;
     CK(cudaLaunchKernelEx(&lc, kernel, std::forward<A>(args)...));
   }
   std::map<const bf16*, Packed> packed;
@@ -1842,10 +1848,7 @@ struct GpuEngineImpl {
     lc.gridDim = dim3(unsigned(tiles), unsigned(split));
     cudaLaunchAttribute attr[2];
     unsigned na = 0;
-    if (pdl) {
-      attr[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attr[na++].val.programmaticStreamSerializationAllowed = 1;
-    }
+    addPdl(attr, na);
     if (cluster > 1) {
       attr[na].id = cudaLaunchAttributeClusterDimension;
       attr[na].val.clusterDim.x = 1, attr[na].val.clusterDim.y = unsigned(cluster), attr[na++].val.clusterDim.z = 1;

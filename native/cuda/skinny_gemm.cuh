@@ -181,8 +181,9 @@ __device__ inline void sgEpilogue(const SgArgs& a, float (&acc)[B][64], uint8_t*
     c[0] = __floats2bfloat162_rn(v.x, v.y), c[1] = __floats2bfloat162_rn(v.z, v.w);
   };
   if (a.cluster > 1) {
-    // split K within a cluster: every CTA's part is staged; CTA `rank` sums rows rank * rows .. of all parts from
-    // the cluster's shared memory and alone writes them (so the residual add needs no atomics, bf16 no workspace)
+    // split K within a cluster (bf16 or fp32 stores; residual adds split through atomics, which measured faster):
+    // every CTA's part is staged; CTA `rank` sums rows rank * rows .. of all parts from the cluster's shared memory
+    // and alone writes them, so no workspace or fix-up
     clusterSync();
     const int rows = (kSgRows + a.cluster - 1) / a.cluster, t0 = int(clusterRank()) * rows, t1 = min(a.T, t0 + rows);
     for (int q = tid; q < (t1 - t0) * (kTile / 4); q += kSgThreads) {
@@ -195,16 +196,8 @@ __device__ inline void sgEpilogue(const SgArgs& a, float (&acc)[B][64], uint8_t*
         const float4 w = ldClusterF4(part, unsigned(r));
         v.x += w.x, v.y += w.y, v.z += w.z, v.w += w.w;
       }
-      const int64_t at = int64_t(t) * a.ldc + oBase + oq;
       if (a.mode == SgMode::StoreBf16) storeBf16(t, oBase + oq, v);
-      else {
-        float4* c = reinterpret_cast<float4*>(static_cast<float*>(a.C) + at);
-        if (a.mode == SgMode::AddF32) {
-          const float4 x = *c;
-          v.x += x.x, v.y += x.y, v.z += x.z, v.w += x.w;
-        }
-        *c = v;
-      }
+      else *reinterpret_cast<float4*>(static_cast<float*>(a.C) + int64_t(t) * a.ldc + oBase + oq) = v;
     }
     clusterSync();  // no CTA leaves while another still reads its shared memory
     return;
